@@ -1,0 +1,3 @@
+from joygen.cli import main
+
+raise SystemExit(main())

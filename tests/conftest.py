@@ -1,0 +1,151 @@
+"""Shared fixtures.
+
+Paths: the parity fixtures live in ``../shared/golden`` and the demo clip in ``../shared/data`` next to the
+checkout (override with ``JOYGEN_GOLDEN_DIR`` / ``JOYGEN_DATA_DIR``). Tests that need them skip, saying
+which folder is missing, when they are absent. Everything runs offline.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("JOYGEN_WEIGHTS_DIR", str(Path(__file__).parent / "_no_weights_here"))
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+GOLDEN = Path(os.environ.get("JOYGEN_GOLDEN_DIR", SHARED / "golden"))
+DATA = Path(os.environ.get("JOYGEN_DATA_DIR", SHARED / "data"))
+
+
+def _need(path: Path, what: str) -> Path:
+    if not path.exists():
+        pytest.skip(f"{what} not found at {path} (set JOYGEN_GOLDEN_DIR / JOYGEN_DATA_DIR)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def golden() -> Path:
+    return _need(GOLDEN, "parity fixtures (shared/golden)")
+
+
+@pytest.fixture(scope="session")
+def demo_video() -> Path:
+    return _need(DATA / "example_5s.mp4", "demo clip (shared/data)")
+
+
+@pytest.fixture(scope="session")
+def demo_audio() -> Path:
+    return _need(DATA / "xinwen_5s.mp3", "demo speech (shared/data)")
+
+
+@pytest.fixture(scope="session")
+def demo_wav() -> Path:
+    return _need(DATA / "xinwen_5s_16k.wav", "demo speech (shared/data)")
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory) -> Path:
+    from joygen.tiny_weights import write_tiny_weights
+
+    return write_tiny_weights(tmp_path_factory.mktemp("tiny") / "weights")
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline(tiny_weights):
+    from joygen.pipeline import JoyGenPipeline
+
+    return JoyGenPipeline.from_pretrained(tiny_weights, device="cpu")
+
+
+def ffmpeg(*args: str) -> None:
+    from joygen.media import ffmpeg_exe
+
+    subprocess.run([ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *args], check=True)
+
+
+@pytest.fixture(scope="session")
+def astronaut_png(tmp_path_factory) -> Path:
+    """``skimage.data.astronaut()``: a real face, bundled with scikit-image (512x512)."""
+    from PIL import Image
+    from skimage import data
+
+    path = tmp_path_factory.mktemp("media") / "astronaut.png"
+    Image.fromarray(data.astronaut()).save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def media(tmp_path_factory, astronaut_png) -> dict[str, Path]:
+    """Small synthetic test files, made once per session with ffmpeg."""
+    d = tmp_path_factory.mktemp("media")
+    m = {
+        "tone_wav": d / "tone 1s.wav",  # 1 s, 16 kHz mono
+        "tone_stereo_44k": d / "tone_stereo_44k.wav",
+        "silence_wav": d / "silence.wav",
+        "face_noaudio_mp4": d / "face_noaudio.mp4",  # 1 s astronaut at 25 fps, no audio
+        "face_mp4": d / "face.mp4",  # 1 s astronaut at 25 fps + tone
+        "counter_mp4": d / "counter.mp4",  # 0.4 s, frames with distinct colours, for ordering tests
+    }
+    ffmpeg("-f", "lavfi", "-i", "sine=frequency=220:sample_rate=16000:duration=1", str(m["tone_wav"]))
+    ffmpeg(
+        "-f", "lavfi", "-i", "sine=frequency=330:sample_rate=44100:duration=1.5", "-ac", "2", str(m["tone_stereo_44k"])
+    )
+    ffmpeg("-f", "lavfi", "-i", "anullsrc=r=16000:cl=mono", "-t", "3", str(m["silence_wav"]))
+    ffmpeg(
+        "-loop",
+        "1",
+        "-i",
+        str(astronaut_png),
+        "-t",
+        "1",
+        "-r",
+        "25",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        "-crf",
+        "10",
+        str(m["face_noaudio_mp4"]),
+    )
+    ffmpeg(
+        "-i", str(m["face_noaudio_mp4"]), "-i", str(m["tone_wav"]), "-c:v", "copy", "-c:a", "aac", str(m["face_mp4"])
+    )
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=64x48:rate=25",
+        "-t",
+        "0.4",
+        "-c:v",
+        "libx264",
+        "-qp",
+        "0",
+        "-pix_fmt",
+        "yuv444p",
+        str(m["counter_mp4"]),
+    )
+    return m
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    """``python -m joygen ARGS`` in a subprocess, offline."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "joygen", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout
+    )
+
+
+def rel_err(actual: np.ndarray, expected: np.ndarray) -> float:
+    """max |a - e| relative to max |e| (the golden READMEs' yardstick)."""
+    return float(np.abs(np.asarray(actual, np.float64) - expected).max() / max(np.abs(expected).max(), 1e-12))
