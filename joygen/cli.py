@@ -1,0 +1,219 @@
+"""Command line: ``python -m joygen edit | weights import | weights tiny | weights list``.
+
+Every problem a user can fix (bad input, missing weights) ends with one ``joygen: error: ...`` line on
+stderr and exit code 1, never a traceback. Run ``python -m joygen COMMAND --help`` for the options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import warnings
+
+from . import __version__
+from .errors import JoyGenError
+
+EXIT_ERROR = 1  # a problem explained on stderr
+EXIT_INTERRUPTED = 130
+
+
+def _quiet_libraries() -> None:
+    """Keep the terminal for joygen's own messages: library chatter goes below the error level."""
+    warnings.filterwarnings("ignore")
+    for name in ("transformers", "diffusers", "huggingface_hub", "accelerate"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        import diffusers
+        import transformers
+
+        transformers.logging.set_verbosity_error()
+        transformers.logging.disable_progress_bar()
+        diffusers.logging.set_verbosity_error()
+        diffusers.utils.logging.disable_progress_bar()
+    except ImportError:
+        pass
+
+
+def _device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise JoyGenError("--device cuda was asked for, but PyTorch sees no CUDA device here; use --device cpu")
+    return name
+
+
+def _dtype(name: str | None):
+    import torch
+
+    return (
+        None if name is None else {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[name]
+    )
+
+
+def _add_weight_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--weights", metavar="DIR", help="local weights folder (default: $JOYGEN_WEIGHTS_DIR or checkpoints/)"
+    )
+    p.add_argument("--weights-repo", metavar="REPO", help="Hub repo in joygen's layout (default: $JOYGEN_WEIGHTS_REPO)")
+    p.add_argument("--weights-revision", metavar="REV", help="revision of --weights-repo")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m joygen",
+        description="joygen: re-draw the mouth of a talking-face video so that it follows a new voice track.",
+    )
+    parser.add_argument("--version", action="version", version=f"joygen {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    edit = sub.add_parser(
+        "edit",
+        help="edit a video so that its lips follow a new voice track",
+        description="Edit VIDEO so that its lips follow AUDIO; write OUTPUT (H.264 + AAC mp4).",
+    )
+    edit.add_argument("--video", required=True, help="talking-face video (or a still image)")
+    edit.add_argument(
+        "--audio", required=True, help="new voice track (wav, mp3, m4a, ogg, flac, or a video with sound)"
+    )
+    edit.add_argument("--output", "-o", required=True, help="mp4 file to write")
+    _add_weight_args(edit)
+    edit.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    edit.add_argument(
+        "--dtype",
+        choices=["float32", "float16", "bfloat16"],
+        help="dtype of UNet/VAE/Whisper (default: float32 on CPU, float16 on CUDA)",
+    )
+    edit.add_argument("--report", metavar="JSON", help="write a JSON report (inputs, frame counts, timings, weights)")
+    edit.add_argument(
+        "--intermediates", metavar="DIR", help="write per-stage artifacts (faces, crops, generated faces)"
+    )
+    edit.add_argument("--work-dir", metavar="DIR", help="scratch folder to use (kept); default: a temporary one")
+    edit.add_argument("--batch-size", type=int, help="frames per model batch (default 8)")
+    edit.add_argument("--crf", type=int, help="H.264 quality, 0 (lossless) .. 51 (default 18)")
+    edit.add_argument("--preset", help="x264 preset (default medium)")
+    edit.add_argument("--feather", type=float, help="paste-back feather, fraction of the face context (default 0.1)")
+    edit.add_argument("--max-seconds", type=float, help="refuse voice tracks longer than this")
+    edit.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+    weights = sub.add_parser("weights", help="manage model weights").add_subparsers(
+        dest="weights_command", required=True
+    )
+    imp = weights.add_parser("import", help="convert the official JoyGen pretrained_models/ tree to joygen's layout")
+    imp.add_argument("source", metavar="PRETRAINED_MODELS_DIR")
+    imp.add_argument("--output", metavar="DIR", help="where to write (default: checkpoints/)")
+    imp.add_argument("--push-to-hub", metavar="REPO", help="also upload the result to this Hub model repo")
+    imp.add_argument(
+        "--public",
+        action="store_true",
+        help="create the Hub repo public (default private: the BFM may not be redistributed)",
+    )
+    imp.add_argument(
+        "--any-size",
+        action="store_true",
+        help="accept checkpoints whose sizes differ from the official ones (test trees)",
+    )
+    tiny = weights.add_parser("tiny", help="write a tiny random-weight set (for tests; its output is meaningless)")
+    tiny.add_argument("folder", metavar="DIR")
+    tiny.add_argument("--seed", type=int, default=0)
+    lst = weights.add_parser("list", help="show where every artifact resolves from")
+    _add_weight_args(lst)
+    lst.add_argument("--json", action="store_true", help="machine-readable output")
+    return parser
+
+
+def cmd_edit(args: argparse.Namespace) -> int:
+    from .config import PipelineConfig
+    from .pipeline import JoyGenPipeline, check_inputs
+
+    if args.batch_size is not None and args.batch_size < 1:
+        raise JoyGenError("--batch-size must be at least 1")
+    if args.crf is not None and not 0 <= args.crf <= 51:
+        raise JoyGenError("--crf must be between 0 and 51")
+    config = PipelineConfig().with_options(
+        batch_size=args.batch_size, crf=args.crf, preset=args.preset, feather=args.feather, max_seconds=args.max_seconds
+    )
+    check_inputs(args.video, args.audio, config)  # fail fast, before any model is loaded
+    pipe = JoyGenPipeline.from_pretrained(
+        args.weights,
+        repo_id=args.weights_repo,
+        revision=args.weights_revision,
+        device=_device(args.device),
+        dtype=_dtype(args.dtype),
+        config=config,
+    )
+    if pipe.tiny_weights:
+        print("joygen: warning: tiny random weights: the output is meaningless", file=sys.stderr)
+    result = pipe(
+        args.video,
+        args.audio,
+        args.output,
+        report=args.report,
+        intermediates=args.intermediates,
+        work_dir=args.work_dir,
+        show_progress=not args.quiet,
+    )
+    for note in result.warnings:
+        if "tiny" not in note:
+            print(f"joygen: warning: {note}", file=sys.stderr)
+    total = sum(result.timings.values())
+    print(f"wrote {result.video} ({result.num_frames} frames at {result.fps} fps) in {total:.1f} s")
+    return 0
+
+
+def cmd_weights(args: argparse.Namespace) -> int:
+    if args.weights_command == "tiny":
+        from .tiny_weights import write_tiny_weights
+
+        folder = write_tiny_weights(args.folder, seed=args.seed)
+        print(f"wrote a tiny random-weight set to {folder} (for tests: everything made with it is meaningless)")
+        return 0
+    if args.weights_command == "import":
+        from .weights_import import import_official
+
+        out = import_official(
+            args.source,
+            args.output,
+            push_to_hub=args.push_to_hub,
+            private=not args.public,
+            any_size=args.any_size,
+            log=print,
+        )
+        print(f"imported into {out}")
+        return 0
+    from .weights import WeightsLocator
+
+    locator = WeightsLocator(args.weights, args.weights_repo, args.weights_revision)
+    rows = locator.status()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for row in rows:
+        mark = "ok " if row["found"] else "-- "
+        where = row["source"] + (" (TINY, meaningless)" if row["tiny"] else "") if row["found"] else "missing"
+        print(f"{mark}{row['name']:13s} {row['title']}\n     {where}")
+        if row["how"]:
+            print(f"     to supply it: {row['how']}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _quiet_libraries()
+    try:
+        if args.command == "edit":
+            return cmd_edit(args)
+        return cmd_weights(args)
+    except JoyGenError as exc:
+        print(f"joygen: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("joygen: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
