@@ -31,7 +31,7 @@ def pipeline():
 
 
 def weights_panel() -> str:
-    rows = WeightsLocator(WEIGHTS_DIR).status(list(EDITOR_ARTIFACTS))
+    rows = WeightsLocator(WEIGHTS_DIR, download=False).status(list(EDITOR_ARTIFACTS))  # never download here
     lines = ["| model | status |", "|---|---|"]
     for r in rows:
         status = f"from {r['source']}" + (" — **tiny test weights: output is meaningless**" if r["tiny"] else "")

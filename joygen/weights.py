@@ -184,6 +184,32 @@ def hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+_REACHABLE: dict[str, tuple[float, bool]] = {}  # host -> (checked at, reachable)
+REACHABILITY_TTL = 300.0  # s; how long a "the Hub is (un)reachable" answer is trusted
+
+
+def hub_reachable() -> bool:
+    """Whether the Hub's host name resolves: a fast check before any download is tried.
+
+    Without it, huggingface_hub retries for about 20 s per file on a machine with no network.
+    """
+    import socket
+    import time
+    from urllib.parse import urlparse
+
+    host = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co").hostname or "huggingface.co"
+    checked = _REACHABLE.get(host)
+    if checked and time.monotonic() - checked[0] < REACHABILITY_TTL:
+        return checked[1]
+    try:
+        socket.getaddrinfo(host, 443)
+        ok = True
+    except OSError:
+        ok = False
+    _REACHABLE[host] = (time.monotonic(), ok)
+    return ok
+
+
 @dataclass
 class ResolvedArtifact:
     artifact: Artifact
@@ -278,6 +304,7 @@ class WeightsLocator:
         repo_id: Hub repo in joygen's layout (default: ``$JOYGEN_WEIGHTS_REPO``).
         revision: revision of ``repo_id`` (default: ``$JOYGEN_WEIGHTS_REVISION``, else its main branch).
         use_public: also try the public repos / packages.
+        download: fetch files that are not in the Hugging Face cache yet (False: only look).
     """
 
     def __init__(
@@ -286,11 +313,13 @@ class WeightsLocator:
         repo_id: str | None = None,
         revision: str | None = None,
         use_public: bool = True,
+        download: bool = True,
     ):
         self.weights_dir = Path(weights_dir) if weights_dir else default_weights_dir()
         self.repo_id = repo_id or os.environ.get("JOYGEN_WEIGHTS_REPO") or None
         self.revision = revision or os.environ.get("JOYGEN_WEIGHTS_REVISION") or None
         self.use_public = use_public
+        self.download = download
         self._network_down = False
 
     # -- one artifact --------------------------------------------------------------------------------
@@ -313,7 +342,10 @@ class WeightsLocator:
             if isinstance(cached, str):
                 found.append(Path(cached))
                 continue
-            if hub_offline() or self._network_down:
+            if not self.download or hub_offline() or self._network_down:
+                return None
+            if not hub_reachable():
+                self._network_down = True
                 return None
             try:
                 found.append(Path(hf_hub_download(repo, path, revision=revision)))

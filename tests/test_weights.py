@@ -156,3 +156,26 @@ def test_import_refuses_a_broken_file_even_with_any_size(official_tree, tmp_path
     torch.save(state, path)
     with pytest.raises(WeightsError, match="cp.arm16.conv.conv.weight"):
         import_official(official_tree, tmp_path / "out", any_size=True, log=lambda _m: None)
+
+
+def test_no_network_fails_fast_instead_of_retrying(tmp_path, monkeypatch):
+    import time
+
+    import joygen.weights as w
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "https://no-such-host.invalid")
+    w._REACHABLE.clear()
+    start = time.monotonic()
+    assert WeightsLocator(tmp_path).find("vae") is None
+    assert time.monotonic() - start < 5
+    assert not w.hub_reachable()
+
+
+def test_look_only_mode_never_downloads(tmp_path, monkeypatch):
+    import huggingface_hub
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda *a, **k: pytest.fail("downloaded"))
+    rows = WeightsLocator(tmp_path, download=False).status(["vae", "whisper"])
+    assert [r["found"] for r in rows] == [False, False]
