@@ -1,8 +1,21 @@
-"""Face boxes for every frame: which pixels the editor re-draws.
+"""Face boxes for every frame: which pixels the editor re-draws, and the 5 points the 3D stage aligns on.
 
-`FaceDetector` runs MTCNN on batches of frames and keeps the largest face of each, as the official stage 2
-does (``boxes[0]``). The box is the official ``box_select``; the crop the editor sees is that box cut to
-integers (`Face.crop_box`). A frame where no face is found gets ``None`` and is passed through unedited.
+The official stage 2 picks each frame's ``box_select`` like this:
+
+1. MTCNN finds the faces; the largest one gives the box and the 5 points.
+2. DWPose gives 68 face landmarks; the *landmark box* spans them left to right and down to the chin, and
+   reaches as far above landmark 29 (lower nose bridge) as the chin is below it.
+3. The landmark box is used when a second detector agrees with MTCNN (IoU > 0.5) and the box is sane
+   (positive size, not left of the frame); otherwise the MTCNN box.
+
+The official second detector is S3FD, whose weights are downloaded at run time from a private server and
+exist on no model hub; it also costs a full-resolution pass per frame. joygen instead gates on the box
+spanned by DWPose's own 68 points: it is an independent detection of the face by a different network (as
+S3FD's box is), and the gate then also guarantees that the landmarks used for the box belong to the face
+MTCNN chose (DWPose runs on the whole frame and may lock onto another person). ``iou_threshold`` is the
+official 0.5. Boxes are not smoothed over time, as in the official code.
+
+A frame where MTCNN finds no face gets ``None`` and is passed through unedited.
 """
 
 from __future__ import annotations
@@ -12,18 +25,23 @@ from dataclasses import dataclass
 import numpy as np
 
 from .blending import Box
+from .dwpose import DWPose
 from .mtcnn import MTCNN
 
 MIN_BOX_SIDE = 8  # px; smaller boxes are treated as no face
+NOSE_BRIDGE = 29  # dlib-68 index the landmark box is mirrored about
 
 
 @dataclass(frozen=True)
 class Face:
     """One face in one frame."""
 
-    box: tuple[float, float, float, float]  # x1, y1, x2, y2 in px (the official box_select)
+    box: tuple[float, float, float, float]  # x1, y1, x2, y2 in px: the official box_select
     points: np.ndarray  # (5, 2) MTCNN landmarks x, y: left eye, right eye, nose, mouth corners
     score: float  # MTCNN face probability
+    mtcnn_box: tuple[float, float, float, float]
+    landmarks68: np.ndarray | None = None  # (68, 2) DWPose face points, when DWPose ran
+    box_source: str = "mtcnn"  # "landmarks" or "mtcnn"
 
     @property
     def crop_box(self) -> Box:
@@ -33,32 +51,69 @@ class Face:
     def to_dict(self) -> dict:
         return {
             "box": [round(float(v), 3) for v in self.box],
+            "box_source": self.box_source,
             "score": round(self.score, 5),
             "points": np.round(self.points, 3).tolist(),
         }
+
+
+def iou(a, b) -> float:
+    """Intersection over union of two (x1, y1, x2, y2) boxes."""
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = w * h
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def landmark_box(landmarks68: np.ndarray) -> tuple[int, int, int, int] | None:
+    """The official landmark box of 68 points (cast to int32 first), or None where the official falls back."""
+    lm = np.asarray(landmarks68).astype(np.int32)
+    x1, x2, y2 = int(lm[:, 0].min()), int(lm[:, 0].max()), int(lm[:, 1].max())
+    y1 = int(lm[NOSE_BRIDGE, 1] - (y2 - lm[NOSE_BRIDGE, 1]))
+    if y2 <= y1 or x2 <= x1 or x1 < 0:  # (y1 < 0 is allowed, as in the official code)
+        return None
+    return x1, y1, x2, y2
+
+
+def select_box(mtcnn_box, landmarks68: np.ndarray | None, iou_threshold: float = 0.5):
+    """``(box, source)``: the landmark box where the landmarks agree with MTCNN, else the MTCNN box."""
+    if landmarks68 is not None:
+        lm = np.asarray(landmarks68)
+        extent = (lm[:, 0].min(), lm[:, 1].min(), lm[:, 0].max(), lm[:, 1].max())
+        box = landmark_box(lm)
+        if box is not None and iou(mtcnn_box, extent) > iou_threshold:
+            return tuple(float(v) for v in box), "landmarks"
+    return tuple(float(v) for v in mtcnn_box), "mtcnn"
 
 
 class FaceDetector:
     """Largest face per frame, batched.
 
     Args:
-        mtcnn: the detector.
+        mtcnn: the detector (boxes and 5 points).
+        dwpose: DWPose for the landmark box; None keeps the MTCNN box.
+        iou_threshold: agreement needed before the landmark box is used.
     """
 
-    def __init__(self, mtcnn: MTCNN):
+    def __init__(self, mtcnn: MTCNN, dwpose: DWPose | None = None, iou_threshold: float = 0.5):
         self.mtcnn = mtcnn
+        self.dwpose = dwpose
+        self.iou_threshold = iou_threshold
 
     def __call__(self, frames: list[np.ndarray]) -> list[Face | None]:
         """``(H, W, 3)`` uint8 RGB frames of one size -> the largest face of each, or None."""
         if not frames:
             return []
-        faces: list[Face | None] = []
-        for det in self.mtcnn.detect(np.stack(frames)):
-            face = None
-            if len(det.boxes):
-                box = tuple(float(v) for v in det.boxes[0])
-                x1, y1, x2, y2 = (int(v) for v in box)
-                if x2 - x1 >= MIN_BOX_SIDE and y2 - y1 >= MIN_BOX_SIDE:
-                    face = Face(box, det.points[0], float(det.probs[0]))
-            faces.append(face)
+        detections = self.mtcnn.detect(np.stack(frames))
+        found = [k for k, det in enumerate(detections) if len(det.boxes)]
+        landmarks = dict(zip(found, self.dwpose([frames[k] for k in found]))) if self.dwpose and found else {}
+        faces: list[Face | None] = [None] * len(frames)
+        for k in found:
+            det = detections[k]
+            mtcnn_box = tuple(float(v) for v in det.boxes[0])
+            box, source = select_box(mtcnn_box, landmarks.get(k), self.iou_threshold)
+            x1, y1, x2, y2 = (int(v) for v in box)
+            if x2 - x1 >= MIN_BOX_SIDE and y2 - y1 >= MIN_BOX_SIDE:
+                faces[k] = Face(box, det.points[0], float(det.probs[0]), mtcnn_box, landmarks.get(k), source)
         return faces
