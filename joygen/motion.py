@@ -1,0 +1,181 @@
+"""Stage 1: the new voice -> 64 BFM expression coefficients per 25 fps frame.
+
+Front end exactly as the official ``inference_audio2motion.py``:
+
+* HuBERT-large (transformers ``HubertModel``, ``last_hidden_state``, 50 Hz, 1024-d) on **channel 0** of the
+  16 kHz audio. Mixing the channels would be the better choice, but the checkpoint was trained on what the
+  official code feeds it, so joygen follows it. The waveform is normalised over the whole clip, then cut
+  into 20 s windows (320 080 samples, every 320 000) run independently, so memory stays bounded on long
+  audio; frames are cut to ``(samples - 80) // 320`` and zero-padded to a multiple of 8.
+* Pitch: Praat's autocorrelation (parselmouth; time step 20 ms, voicing threshold 0.6, 80-750 Hz) on the
+  channel *mix*, padded/cut to the frame count of a 512/320 STFT, then to the HuBERT length.
+* audio2secc (`joygen.audio2secc`) sampled with the official seed handling: ``torch.manual_seed(seed)``
+  then the prior noise is the first CPU draw, scaled by the temperature (0.2), mouth amplitude 0.45.
+
+Also here: the lip trajectory the app plots, measured on the BFM mean face carrying each frame's expression.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .audio2secc import Audio2Secc, load_audio2secc
+from .errors import WeightsError
+from .timeline import HUBERT_EDGE, HUBERT_HOP, HUBERT_PAD_MULTIPLE, SAMPLE_RATE
+
+HUBERT_WINDOW = 320_000  # samples between HuBERT windows (20 s)
+HUBERT_RECEPTIVE = 400  # samples per HuBERT frame's receptive field
+PITCH_N_FFT = 512  # the official mel/f0 front end's STFT size and hop
+PITCH_HOP = 320
+PITCH_SETTINGS = dict(time_step=0.02, voicing_threshold=0.6, pitch_floor=80.0, pitch_ceiling=750.0)
+NORMALISE_EPS = 1e-7  # Wav2Vec2FeatureExtractor's variance guard
+
+
+def normalise(wav: np.ndarray) -> np.ndarray:
+    """Zero mean, unit variance over the whole clip, in float32 (the HuBERT feature extractor's rule)."""
+    x = np.asarray(wav, np.float32)
+    return (x - x.mean()) / np.sqrt(x.var() + NORMALISE_EPS)
+
+
+def hubert_frames(num_samples: int) -> int:
+    """50 Hz frames of ``num_samples`` after zero-padding to a multiple of 8."""
+    t50 = max(0, (num_samples - HUBERT_EDGE) // HUBERT_HOP)
+    return -(-t50 // HUBERT_PAD_MULTIPLE) * HUBERT_PAD_MULTIPLE
+
+
+def pitch(mono: np.ndarray, num_frames: int) -> np.ndarray:
+    """f0 in Hz (0 = unvoiced) per 50 Hz frame, ``[num_frames]`` float32, from a mono 16 kHz waveform."""
+    import parselmouth
+
+    n = len(mono)
+    stft_frames = 1 + (n - PITCH_N_FFT) // PITCH_HOP if n >= PITCH_N_FFT else 0
+    padded = np.pad(mono, (0, (n // PITCH_HOP + 1) * PITCH_HOP - n))
+    f0 = parselmouth.Sound(padded.astype(np.float64), SAMPLE_RATE).to_pitch_ac(**PITCH_SETTINGS)
+    f0 = f0.selected_array["frequency"]
+    if len(f0) and len(f0) < stft_frames:
+        f0 = np.concatenate([f0, np.full(stft_frames - len(f0), f0[-1])])
+    f0 = f0[:stft_frames]
+    out = np.zeros(num_frames, np.float32)
+    out[: min(num_frames, len(f0))] = f0[:num_frames]
+    return out
+
+
+class HubertFeatures(nn.Module):
+    """HuBERT-large features as the official stage 1 computes them."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path) -> HubertFeatures:
+        from transformers import HubertModel
+
+        try:
+            model = HubertModel.from_pretrained(str(folder))
+        except (OSError, ValueError) as exc:
+            raise WeightsError(f"HuBERT weights in '{folder}' cannot be loaded: {exc}") from exc
+        if model.config.hidden_size != 1024:
+            raise WeightsError(f"HuBERT in '{folder}' is {model.config.hidden_size} wide; audio2secc reads 1024")
+        return cls(model.float().eval())
+
+    @torch.no_grad()
+    def forward(self, channel0: np.ndarray) -> torch.Tensor:
+        """``[samples]`` 16 kHz (channel 0) -> ``[T, 1024]`` float32 CPU, T = `hubert_frames`."""
+        param = next(self.model.parameters())
+        x = torch.from_numpy(normalise(channel0))
+        n = len(x)
+        pieces = []
+        starts = list(range(0, n // HUBERT_WINDOW * HUBERT_WINDOW, HUBERT_WINDOW))
+        windows = [(s, s + HUBERT_WINDOW - HUBERT_HOP + HUBERT_RECEPTIVE) for s in starts]
+        if n - len(starts) * HUBERT_WINDOW >= HUBERT_RECEPTIVE:
+            windows.append((len(starts) * HUBERT_WINDOW, n))
+        for s, e in windows:
+            chunk = x[s:e][None].to(param.device, param.dtype)
+            pieces.append(self.model(chunk).last_hidden_state[0].float().cpu())
+        t50 = max(0, (n - HUBERT_EDGE) // HUBERT_HOP)
+        feats = torch.cat(pieces)[:t50] if pieces else torch.zeros(0, self.model.config.hidden_size)
+        if len(feats) < t50:  # one frame short at a window edge: pad with zeros
+            feats = torch.cat([feats, feats.new_zeros(t50 - len(feats), feats.shape[1])])
+        return torch.cat([feats, feats.new_zeros(hubert_frames(n) - t50, feats.shape[1])])
+
+
+@dataclass
+class Motion:
+    """Stage-1 output."""
+
+    expressions: np.ndarray  # [N, 64] float32, 25 fps
+    hubert: torch.Tensor  # [2N, 1024] 50 Hz features (zero-padded)
+    f0: np.ndarray  # [2N] Hz
+
+
+class AudioToMotion(nn.Module):
+    """HuBERT + pitch + audio2secc."""
+
+    def __init__(self, hubert: HubertFeatures, audio2secc: Audio2Secc):
+        super().__init__()
+        self.hubert = hubert
+        self.audio2secc = audio2secc
+
+    @classmethod
+    def from_pretrained(cls, hubert_folder: str | Path, audio2secc_folder: str | Path) -> AudioToMotion:
+        return cls(HubertFeatures.from_pretrained(hubert_folder), load_audio2secc(audio2secc_folder))
+
+    @torch.no_grad()
+    def forward(self, audio: np.ndarray, seed: int = 0, temperature: float = 0.2, mouth_amp: float = 0.45) -> Motion:
+        """Expressions for a voice track.
+
+        Args:
+            audio: ``[samples]`` or ``[samples, channels]`` float32 16 kHz.
+            seed, temperature, mouth_amp: the official sampling settings (0, 0.2, 0.45).
+
+        Returns:
+            `Motion` with ``[hubert_frames // 2, 64]`` expressions.
+        """
+        audio = np.asarray(audio, np.float32)
+        channel0 = audio if audio.ndim == 1 else audio[:, 0]  # the official HuBERT input (see module doc)
+        mono = audio if audio.ndim == 1 else audio.mean(axis=1, dtype=np.float32)  # librosa's mix, for f0
+        features = self.hubert(channel0)
+        t = len(features)
+        f0 = pitch(mono, t)
+        random.seed(seed)
+        np.random.seed(seed)
+        torch.manual_seed(seed)
+        noise = torch.randn(1, self.audio2secc.cfg.latent, t // 8)  # first CPU draw after the seed
+        param = next(self.audio2secc.parameters())
+        exp = self.audio2secc(
+            features[None].to(param), torch.from_numpy(f0)[None].to(param), noise, temperature, mouth_amp
+        )
+        return Motion(exp[0].float().cpu().numpy(), features, f0)
+
+
+# -- the lip trajectory ------------------------------------------------------------------------------
+
+UPPER_LIP, LOWER_LIP = 0, 17  # MediaPipe FaceMesh: outer upper / lower lip centre
+MOUTH_LEFT, MOUTH_RIGHT = 61, 291  # mouth corners
+DM_TO_MM = 100.0
+
+
+def lip_trajectory(face_model, expressions: np.ndarray) -> dict[str, np.ndarray]:
+    """Mouth opening and width (mm) of the BFM mean face carrying each frame's expression.
+
+    Args:
+        face_model: `joygen.face_model.FaceModel`.
+        expressions: ``[N, 64]``.
+
+    Returns:
+        ``{"time_s", "mouth_open_mm", "mouth_width_mm"}``, each ``[N]``.
+    """
+    exp = torch.as_tensor(expressions, dtype=torch.float32, device=face_model.mean_shape.device)
+    zeros = torch.zeros(len(exp), 80, device=exp.device)
+    with torch.no_grad():
+        lm = face_model.shape(zeros, exp)[:, face_model.index468].cpu().numpy()
+    opening = np.linalg.norm(lm[:, UPPER_LIP] - lm[:, LOWER_LIP], axis=1) * DM_TO_MM
+    width = np.linalg.norm(lm[:, MOUTH_LEFT] - lm[:, MOUTH_RIGHT], axis=1) * DM_TO_MM
+    return {"time_s": np.arange(len(exp)) / 25.0, "mouth_open_mm": opening, "mouth_width_mm": width}
