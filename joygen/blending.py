@@ -116,3 +116,43 @@ def paste_back(
         sl = np.s_[fy1 - ctx[1] : fy2 - ctx[1], fx1 - ctx[0] : fx2 - ctx[0]]
         out[fy1:fy2, fx1:fx2] = composite(frame[fy1:fy2, fx1:fx2], context[sl], mask[sl])
     return out
+
+
+class EditFader:
+    """Fades edits in and out next to frames that stay unedited (no face), so the mouth does not jump.
+
+    Frames go in in order as ``(source, edited)`` (``edited`` None: pass the source through untouched) and
+    come out in order, ``span`` frames later. An edited frame ``d`` frames from the nearest unedited one
+    (``d <= span``) is blended ``d / (span + 1)`` of the way from the source to the edit; frames without a
+    face come out byte-identical to their source.
+    """
+
+    def __init__(self, span: int = 3):
+        self.span = span
+        self.pending: list[list] = []  # [source, edited, distance to the nearest unedited frame]
+        self.since_gap = np.inf
+
+    def push(self, source: np.ndarray, edited: np.ndarray | None) -> list[np.ndarray]:
+        if edited is None:
+            for back, item in enumerate(reversed(self.pending), start=1):
+                item[2] = min(item[2], back)
+            self.since_gap = 0
+            self.pending.append([source, None, 0])
+        else:
+            self.since_gap += 1
+            self.pending.append([source, edited, self.since_gap])
+        ready = self.pending[: max(0, len(self.pending) - self.span)]
+        self.pending = self.pending[len(ready) :]
+        return [self._mix(*item) for item in ready]
+
+    def flush(self) -> list[np.ndarray]:
+        ready, self.pending = self.pending, []
+        return [self._mix(*item) for item in ready]
+
+    def _mix(self, source, edited, distance) -> np.ndarray:
+        if edited is None:
+            return source
+        if distance > self.span:
+            return edited
+        w = distance / (self.span + 1)
+        return np.round(source.astype(np.float32) * (1 - w) + edited.astype(np.float32) * w).astype(np.uint8)

@@ -92,11 +92,29 @@ def build_parser() -> argparse.ArgumentParser:
         "--intermediates", metavar="DIR", help="write per-stage artifacts (faces, crops, generated faces)"
     )
     edit.add_argument("--work-dir", metavar="DIR", help="scratch folder to use (kept); default: a temporary one")
+    edit.add_argument(
+        "--no-depth",
+        dest="use_depth",
+        action="store_false",
+        default=None,
+        help="skip audio-to-motion and 3D: condition the editor on a black depth map (the official no-depth mode)",
+    )
+    edit.add_argument("--seed", type=int, help="seed of the audio-to-expression sampling (default 0)")
+    edit.add_argument("--temperature", type=float, help="prior noise scale of audio2secc (default 0.2)")
+    edit.add_argument("--mouth-amp", type=float, help="mouth amplitude fed to audio2secc (default 0.45)")
+    edit.add_argument(
+        "--no-landmark-box",
+        dest="landmark_box",
+        action="store_false",
+        default=None,
+        help="crop faces with the MTCNN box only (no DWPose landmark box)",
+    )
     edit.add_argument("--batch-size", type=int, help="frames per model batch (default 8)")
     edit.add_argument("--crf", type=int, help="H.264 quality, 0 (lossless) .. 51 (default 18)")
     edit.add_argument("--preset", help="x264 preset (default medium)")
     edit.add_argument("--feather", type=float, help="paste-back feather, fraction of the face context (default 0.1)")
     edit.add_argument("--max-seconds", type=float, help="refuse voice tracks longer than this")
+    edit.add_argument("--lossless", action="store_true", default=None, help="lossless RGB H.264 output (large)")
     edit.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
     weights = sub.add_parser("weights", help="manage model weights").add_subparsers(
@@ -134,7 +152,17 @@ def cmd_edit(args: argparse.Namespace) -> int:
     if args.crf is not None and not 0 <= args.crf <= 51:
         raise JoyGenError("--crf must be between 0 and 51")
     config = PipelineConfig().with_options(
-        batch_size=args.batch_size, crf=args.crf, preset=args.preset, feather=args.feather, max_seconds=args.max_seconds
+        batch_size=args.batch_size,
+        crf=args.crf,
+        preset=args.preset,
+        feather=args.feather,
+        max_seconds=args.max_seconds,
+        lossless=args.lossless,
+        use_depth=args.use_depth,
+        seed=args.seed,
+        temperature=args.temperature,
+        mouth_amp=args.mouth_amp,
+        landmark_box=args.landmark_box,
     )
     check_inputs(args.video, args.audio, config)  # fail fast, before any model is loaded
     pipe = JoyGenPipeline.from_pretrained(

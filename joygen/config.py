@@ -19,6 +19,7 @@ class VideoConfig:
     preset: str = "medium"  # x264 speed/size preset of the output encode
     audio_bitrate: str = "192k"  # AAC bitrate of the output
     max_seconds: float | None = None  # refuse voice tracks longer than this (None: no limit; the app sets one)
+    lossless: bool = False  # lossless RGB H.264 (libx264rgb, crf 0): exact frames, large, not for browsers
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class FaceConfig:
     min_face_size: int = 50  # px; smallest face MTCNN looks for (official stage 2 uses 50)
     thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)  # P-, R-, O-Net face probability thresholds
     pyramid_factor: float = 0.709  # scale step of MTCNN's image pyramid
+    landmark_box: bool = True  # official DWPose landmark box for the editor crop (False: MTCNN box only)
     iou_threshold: float = 0.5  # landmark box used only if it overlaps the detector box this much (official)
     crossfade_frames: int = 3  # frames over which edits fade in/out next to frames without a face
 

@@ -9,16 +9,11 @@ The CLI (`python -m joygen edit`) and the Gradio app are thin layers over this c
 
 from __future__ import annotations
 
-import datetime
 import json
-import platform
 import shutil
-import sys
 import tempfile
 import time
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,22 +21,42 @@ import cv2
 import numpy as np
 import torch
 
-from . import __version__
 from .audio_features import WhisperFeatures, audio_tokens
-from .blending import context_box, crop_padded, paste_back
+from .blending import EditFader, context_box, crop_padded, paste_back
 from .config import PipelineConfig
+from .dwpose import DWPose
 from .editor import FACE_SIZE, MouthEditor
-from .errors import InputError, NoFaceError
+from .errors import InputError, NoFaceError, WeightsError
+from .face_model import OUTER_LIP_468
 from .face_parsing import FaceParser
 from .faces import Face, FaceDetector
-from .media import MediaInfo, ffmpeg_version, load_audio, probe
+from .media import MediaInfo, load_audio, probe
+from .motion import AudioToMotion, Motion, lip_trajectory
+from .mouth_depth import MouthDepth, MouthDepthResult
 from .mtcnn import MTCNN
+from .report import Progress, ProgressCallback, StageTimer, now_iso, versions
 from .timeline import FPS, Timeline
 from .video import SourceFrames, VideoWriter
-from .weights import EDITOR_ARTIFACTS, WeightSet, WeightsLocator
+from .weights import DEPTH_ARTIFACTS, EDITOR_ARTIFACTS, MOTION_ARTIFACTS, WeightSet, WeightsLocator
 
-ProgressCallback = Callable[[str, int, int], None]  # (stage, done, total)
+PreviewCallback = Callable[[str, object], None]  # (kind, data): "trajectory" dict, "depth" list of previews
 TINY_WARNING = "tiny random weights: this output is meaningless (a smoke test of the code paths)"
+NO_DEPTH_HINT = "or run without the 3D stage: `--no-depth` (the official 'no depth' mode)"
+MAX_PREVIEWS = 8  # depth previews kept in the output
+
+
+@dataclass
+class DepthPreview:
+    frame: int  # output frame number
+    face: np.ndarray  # (256, 256, 3) uint8 RGB face crop
+    depth: np.ndarray  # (256, 256, 3) uint8 depth image the editor received
+
+
+@dataclass
+class BatchEdit:
+    frames: list[np.ndarray | None]  # edited frame, or None where the source passes through
+    crops: np.ndarray | None = None  # [K, 256, 256, 3] face crops of the edited frames
+    generated: np.ndarray | None = None  # [K, 256, 256, 3] editor outputs
 
 
 @dataclass
@@ -54,58 +69,12 @@ class JoyGenOutput:
     frames_without_face: list[int]  # output frames passed through unedited
     timings: dict[str, float]  # seconds per stage
     report: dict  # everything the JSON report holds
+    depth: bool = False  # the editor was conditioned on mouth depth maps
+    trajectory: dict | None = None  # lip trajectory (stage 1, and the edited mesh's lips/jaw per frame)
+    depth_previews: list[DepthPreview] = field(default_factory=list)  # a few frames, for display
     intermediates: Path | None = None  # folder of per-stage artifacts, when asked for
     tiny_weights: bool = False  # True: made with random test weights, meaningless
     warnings: list[str] = field(default_factory=list)
-
-
-class StageTimer:
-    """Accumulates wall-clock seconds per named stage."""
-
-    def __init__(self):
-        self.seconds: dict[str, float] = defaultdict(float)
-
-    @contextmanager
-    def __call__(self, stage: str):
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[stage] += time.perf_counter() - start
-
-    def iterate(self, stage: str, iterable: Iterable):
-        """Yield from ``iterable``, charging the time spent producing each item to ``stage``."""
-        it = iter(iterable)
-        while True:
-            with self(stage):
-                try:
-                    item = next(it)
-                except StopIteration:
-                    return
-            yield item
-
-
-class Progress:
-    """Reports (stage, done, total) to a callback and, optionally, a tqdm bar on stderr."""
-
-    def __init__(self, callback: ProgressCallback | None, show_bar: bool):
-        self.callback = callback
-        self.show_bar = show_bar
-        self._bar = None
-
-    def __call__(self, stage: str, done: int, total: int) -> None:
-        if self.callback:
-            self.callback(stage, done, total)
-        if self.show_bar and stage == "edit":
-            if self._bar is None:
-                from tqdm.auto import tqdm
-
-                self._bar = tqdm(total=total, desc="editing frames", unit="frame", file=sys.stderr)
-            self._bar.update(done - self._bar.n)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
 
 
 def _batches(items: Iterable, size: int) -> Iterator[list]:
@@ -152,6 +121,16 @@ def check_inputs(video: str | Path, audio: str | Path, config: PipelineConfig | 
     return vinfo, ainfo
 
 
+def required_artifacts(config: PipelineConfig) -> list[str]:
+    """Weights a run with ``config`` needs."""
+    names = list(EDITOR_ARTIFACTS)
+    if config.face.landmark_box:
+        names.append("dwpose")
+    if config.editor.use_depth:
+        names += [*MOTION_ARTIFACTS, *(n for n in DEPTH_ARTIFACTS if n not in names)]
+    return names
+
+
 class JoyGenPipeline:
     """The three JoyGen stages over one video and one voice track.
 
@@ -160,10 +139,12 @@ class JoyGenPipeline:
     Args:
         editor: VAE + UNet mouth editor.
         whisper: Whisper feature encoder.
-        face_detector: largest-face boxes per frame.
+        face_detector: face boxes and points per frame.
         face_parser: BiSeNet face masks for the paste-back.
         weights: where every model came from (for the report).
         config: default settings of every call.
+        motion: stage 1 (audio -> expressions); None: the no-depth mode only.
+        depth: stage 2 (mouth depth maps); None: the no-depth mode only.
     """
 
     def __init__(
@@ -175,6 +156,8 @@ class JoyGenPipeline:
         face_parser: FaceParser,
         weights: WeightSet,
         config: PipelineConfig | None = None,
+        motion: AudioToMotion | None = None,
+        depth: MouthDepth | None = None,
     ):
         self.editor = editor
         self.whisper = whisper
@@ -182,6 +165,9 @@ class JoyGenPipeline:
         self.face_parser = face_parser
         self.weights = weights
         self.config = config or PipelineConfig()
+        self.motion = motion
+        self.depth = depth
+        self.device, self.dtype = torch.device("cpu"), torch.float32
 
     @classmethod
     def from_pretrained(
@@ -194,22 +180,26 @@ class JoyGenPipeline:
         dtype: torch.dtype | None = None,
         config: PipelineConfig | None = None,
     ) -> JoyGenPipeline:
-        """Load every model.
+        """Load every model the config needs.
 
         Args:
             weights_dir: local folder in joygen's layout (default ``$JOYGEN_WEIGHTS_DIR`` or ``checkpoints/``).
             repo_id, revision: a Hub repo in joygen's layout (default ``$JOYGEN_WEIGHTS_REPO``).
             device: where the models run.
             dtype: dtype of the UNet, VAE and Whisper (default float32 on CPU, float16 on CUDA).
-            config: default settings.
+            config: default settings; ``config.editor.use_depth=False`` loads no 3D / audio-to-motion models.
 
         Raises:
             WeightsError: listing every missing file and how to supply it.
         """
         config = config or PipelineConfig()
-        weights = WeightsLocator(weights_dir, repo_id, revision).resolve(EDITOR_ARTIFACTS)
-        editor = MouthEditor.from_pretrained(weights["unet"].folder, weights["vae"].folder)
-        whisper = WhisperFeatures.from_pretrained(weights["whisper"].folder)
+        locator = WeightsLocator(weights_dir, repo_id, revision)
+        try:
+            weights = locator.resolve(required_artifacts(config))
+        except WeightsError as exc:
+            if config.editor.use_depth and not all(locator.find(n) for n in EDITOR_ARTIFACTS):
+                raise
+            raise WeightsError(f"{exc}\n{NO_DEPTH_HINT if config.editor.use_depth else ''}".rstrip()) from None
         face = config.face
         mtcnn = MTCNN.from_pretrained(
             weights["mtcnn"].folder,
@@ -217,14 +207,20 @@ class JoyGenPipeline:
             thresholds=face.thresholds,
             factor=face.pyramid_factor,
         )
-        parser = FaceParser.from_pretrained(weights["face_parsing"].path("79999_iter.pth"))
+        dwpose = DWPose(weights["dwpose"].path("dw-ll_ucoco_384.onnx"), str(device)) if "dwpose" in weights else None
+        motion = depth = None
+        if config.editor.use_depth:
+            motion = AudioToMotion.from_pretrained(weights["hubert"].folder, weights["audio2secc"].folder)
+            depth = MouthDepth.from_pretrained(weights["face_recon"].path("epoch_20.pth"), weights["bfm"].folder)
         pipe = cls(
-            editor=editor,
-            whisper=whisper,
-            face_detector=FaceDetector(mtcnn),
-            face_parser=parser,
+            editor=MouthEditor.from_pretrained(weights["unet"].folder, weights["vae"].folder),
+            whisper=WhisperFeatures.from_pretrained(weights["whisper"].folder),
+            face_detector=FaceDetector(mtcnn, dwpose, face.iou_threshold),
+            face_parser=FaceParser.from_pretrained(weights["face_parsing"].path("79999_iter.pth")),
             weights=weights,
             config=config,
+            motion=motion,
+            depth=depth,
         )
         return pipe.to(device, dtype)
 
@@ -235,14 +231,20 @@ class JoyGenPipeline:
             dtype = torch.float16 if device.type == "cuda" else torch.float32
         self.editor.to(device, dtype)
         self.whisper.to(device, dtype)
-        self.face_detector.mtcnn.to(device)
-        self.face_parser.to(device)
+        for module in (self.face_detector.mtcnn, self.face_parser, self.motion, self.depth):
+            if module is not None:
+                module.to(device)
         self.device, self.dtype = device, dtype
         return self
 
     @property
     def tiny_weights(self) -> bool:
         return self.weights.tiny
+
+    @property
+    def has_depth(self) -> bool:
+        """Whether the 3D stage (and stage 1, which drives it) is loaded."""
+        return self.motion is not None and self.depth is not None
 
     # -- one edit ----------------------------------------------------------------------------------
 
@@ -258,6 +260,7 @@ class JoyGenPipeline:
         report: str | Path | None = None,
         intermediates: str | Path | None = None,
         progress: ProgressCallback | None = None,
+        preview: PreviewCallback | None = None,
         show_progress: bool = False,
     ) -> JoyGenOutput:
         """Edit ``video`` so that its mouth follows ``audio``.
@@ -269,9 +272,12 @@ class JoyGenPipeline:
             config: settings for this call (default: the pipeline's).
             work_dir: private scratch folder (default: a new temporary one, deleted afterwards).
             report: write the JSON report (inputs, frame counts, timings, weights with sha256) here.
-            intermediates: write per-stage artifacts (face boxes, face crops, generated faces) here.
+            intermediates: write per-stage artifacts here (faces.json, face crops, generated faces, depth
+                maps, expressions.npy, lip_trajectory.json).
             progress: called with (stage, done, total) as work proceeds.
-            show_progress: draw a progress bar on stderr.
+            preview: called with ("trajectory", dict) after stage 1 and ("depth", [DepthPreview]) once the
+                first mouth depth maps exist, before the video is finished.
+            show_progress: report progress on stderr.
 
         Returns:
             `JoyGenOutput`.
@@ -279,10 +285,13 @@ class JoyGenPipeline:
         Raises:
             InputError: unusable inputs (the message names the file and what to change).
             NoFaceError: no frame shows a face.
+            WeightsError: depth asked for but this pipeline was loaded without the 3D models.
         """
         cfg = config or self.config
-        timer = StageTimer()
-        bar = Progress(progress, show_progress)
+        use_depth = cfg.editor.use_depth
+        if use_depth and not self.has_depth:
+            raise WeightsError(f"this pipeline was loaded without the 3D stage; load it with depth on, {NO_DEPTH_HINT}")
+        timer, bar = StageTimer(), Progress(progress, show_progress)
         warnings = [TINY_WARNING] if self.tiny_weights else []
         started = time.perf_counter()
 
@@ -301,57 +310,74 @@ class JoyGenPipeline:
         timeline = Timeline.from_samples(len(wav))
         if timeline.num_frames == 0:
             raise InputError(
-                f"audio file '{audio}' holds only {timeline.audio_seconds:.3f} s of sound; "
-                "at least 0.03 s is needed (one video frame)"
+                f"audio file '{audio}' holds only {timeline.audio_seconds:.3f} s of sound; at least 0.03 s is needed"
             )
+        inter = Path(intermediates) if intermediates else None
+        if inter is not None:
+            for sub in ("face256", "generated256") + (("depth",) if use_depth else ()):
+                (inter / sub).mkdir(parents=True, exist_ok=True)
 
-        # 3. Audio features (Whisper, 50 Hz).
+        # 3. Audio features for the editor (Whisper, 50 Hz).
         bar("audio_features", 0, 1)
         with timer("audio_features"):
             features = self.whisper(wav)
 
+        # 4. Audio to expression (stage 1), which drives the mouth depth.
+        motion = trajectory = None
+        if use_depth:
+            bar("audio_to_motion", 0, 1)
+            with timer("audio_to_motion"):
+                m = cfg.motion
+                motion = self.motion(load_audio(audio, mono=False, info=ainfo), m.seed, m.temperature, m.mouth_amp)
+                curves = lip_trajectory(self.depth.face_model, motion.expressions[: timeline.num_frames])
+            trajectory = {"fps": FPS, **{k: np.round(v, 4).tolist() for k, v in curves.items()}, "frames": []}
+            if preview:
+                preview("trajectory", trajectory)
+
+        # 5-8. Per batch of frames: faces, mouth depth, edit, paste back, fade, encode.
         own_work = work_dir is None
         work = Path(tempfile.mkdtemp(prefix="joygen-")) if own_work else Path(work_dir)
         work.mkdir(parents=True, exist_ok=True)
-        inter = Path(intermediates) if intermediates else None
-        if inter is not None:
-            for sub in ("face256", "generated256"):
-                (inter / sub).mkdir(parents=True, exist_ok=True)
         writer: VideoWriter | None = None
+        fader = EditFader(cfg.face.crossfade_frames)
         no_face: list[int] = []
         frame_log: list[dict] = []
-        source = SourceFrames(vinfo, work)
+        previews: list[DepthPreview] = []
         n = timeline.num_frames
+        source = SourceFrames(vinfo, work)
         source_iter = source.frames(n)
         try:
-            # 4-7. Per batch of frames: detect faces, edit the mouth, paste back, encode.
             for batch in _batches(timer.iterate("video_decode", enumerate(source_iter)), cfg.editor.batch_size):
                 indices = [i for i, _ in batch]
-                frames = [f for _, (_, f) in batch]
+                frames = [frame for _, (_, frame) in batch]
                 with timer("face_detection"):
                     faces = self.face_detector(frames)
-                edited = self._edit_batch(indices, frames, faces, features, cfg, timer, inter)
+                todo = [k for k, face in enumerate(faces) if face is not None]
+                depths: list[MouthDepthResult] = []
+                if use_depth and todo:
+                    with timer("mouth_depth"):
+                        exp = motion.expressions[[indices[k] for k in todo]]
+                        depths = self.depth([frames[k] for k in todo], [faces[k] for k in todo], exp)
+                batch_edit = self._edit_batch(indices, frames, faces, todo, depths, features, cfg, timer)
+                edited = batch_edit.frames
                 if writer is None:
                     h, w = frames[0].shape[:2]
-                    writer = VideoWriter(
-                        work / "edited.mp4",
-                        w,
-                        h,
-                        audio_path=audio,
-                        audio_stream=ainfo.audio.index,
-                        fps=FPS,
-                        crf=cfg.video.crf,
-                        preset=cfg.video.preset,
-                        audio_bitrate=cfg.video.audio_bitrate,
-                        log_dir=work,
-                    )
+                    writer = self._writer(work, w, h, audio, ainfo, cfg)
                 with timer("video_encode"):
-                    for frame in edited:
-                        writer.write(frame)
-                for (i, (src, _)), face in zip(batch, faces):
-                    if face is None:
-                        no_face.append(i)
-                    frame_log.append({"frame": i, "source_frame": src, "face": face.to_dict() if face else None})
+                    for frame, result in zip(frames, edited):
+                        for ready in fader.push(frame, result):
+                            writer.write(ready)
+                self._log_batch(indices, batch, faces, todo, depths, edited, frame_log, no_face, trajectory)
+                if len(previews) < MAX_PREVIEWS and depths:
+                    previews += [
+                        DepthPreview(indices[k], batch_edit.crops[j], depths[j].depth256)
+                        for j, k in enumerate(todo[: MAX_PREVIEWS - len(previews)])
+                    ]
+                    if preview:
+                        preview("depth", list(previews))
+                if inter is not None:
+                    with timer("intermediates"):
+                        self._save_intermediates(inter, indices, todo, batch_edit, depths)
                 bar("edit", indices[-1] + 1, n)
             if len(no_face) == n:
                 raise NoFaceError(
@@ -359,6 +385,8 @@ class JoyGenPipeline:
                     "roughly frontal face (at least 50 px wide)"
                 )
             with timer("video_encode"):
+                for ready in fader.flush():
+                    writer.write(ready)
                 writer.close()
             final = self._place_output(work / "edited.mp4", output, video)
         except BaseException:
@@ -371,34 +399,53 @@ class JoyGenPipeline:
             if own_work:
                 shutil.rmtree(work, ignore_errors=True)
 
+        # 9. Report.
         if no_face:
             warnings.append(f"{len(no_face)} of {n} frames show no face and were left unedited")
-        timings = {k: round(v, 4) for k, v in timer.seconds.items()}
-        total = time.perf_counter() - started
-        result = JoyGenOutput(final, n, FPS, no_face, timings, {}, inter, self.tiny_weights, warnings)
-        result.report = self._report(vinfo, ainfo, timeline, source, result, cfg, total, hashes=report is not None)
-        if inter is not None:
-            (inter / "faces.json").write_text(json.dumps(frame_log, indent=1))
+        result = JoyGenOutput(
+            final,
+            n,
+            FPS,
+            no_face,
+            timer.rounded(),
+            {},
+            use_depth,
+            trajectory,
+            previews,
+            inter,
+            self.tiny_weights,
+            warnings,
+        )
+        result.report = self._report(vinfo, ainfo, timeline, source, motion, result, cfg, time.perf_counter() - started)
         if report is not None:
+            result.report["weights"] = self.weights.describe(with_hashes=True)
             Path(report).parent.mkdir(parents=True, exist_ok=True)
             Path(report).write_text(json.dumps(result.report, indent=2) + "\n")
+        if inter is not None:
+            (inter / "faces.json").write_text(json.dumps(frame_log, indent=1))
+            if motion is not None:
+                np.save(inter / "expressions.npy", motion.expressions)
+                (inter / "lip_trajectory.json").write_text(json.dumps(trajectory))
         bar("done", 1, 1)
         return result
+
+    # -- steps ---------------------------------------------------------------------------------------
 
     def _edit_batch(
         self,
         indices: list[int],
         frames: list[np.ndarray],
         faces: list[Face | None],
+        todo: list[int],
+        depths: list[MouthDepthResult],
         features: torch.Tensor,
         cfg: PipelineConfig,
         timer: StageTimer,
-        inter: Path | None,
-    ) -> list[np.ndarray]:
-        """Re-draw the mouth of every frame that has a face; the others come back unchanged."""
-        todo = [k for k, face in enumerate(faces) if face is not None]
+    ) -> BatchEdit:
+        """Re-draw the mouth of every frame in ``todo``; the others get None (pass-through)."""
+        out: list[np.ndarray | None] = [None] * len(frames)
         if not todo:
-            return frames
+            return BatchEdit(out)
         with timer("crop"):
             boxes = [faces[k].crop_box for k in todo]
             crops = np.stack(
@@ -409,12 +456,12 @@ class JoyGenPipeline:
             )
         with timer("generate"):
             tokens = audio_tokens(features, [indices[k] for k in todo]).to(self.editor.device)
-            generated = self.editor(crops, tokens)
+            depth_images = np.stack([d.depth256 for d in depths]) if depths else None
+            generated = self.editor(crops, tokens, depth_images)
         with timer("face_parsing"):
             parsing = self.face_parser(
                 [crop_padded(frames[k], context_box(box, cfg.blend.expand)) for k, box in zip(todo, boxes)]
             )
-        out = list(frames)
         with timer("blend"):
             for j, (k, box) in enumerate(zip(todo, boxes)):
                 out[k] = paste_back(
@@ -426,12 +473,52 @@ class JoyGenPipeline:
                     upper_boundary_ratio=cfg.blend.upper_boundary_ratio,
                     feather=cfg.blend.feather,
                 )
-        if inter is not None:
-            with timer("intermediates"):
-                for j, k in enumerate(todo):
-                    cv2.imwrite(str(inter / "face256" / f"{indices[k]:06d}.png"), crops[j][..., ::-1])
-                    cv2.imwrite(str(inter / "generated256" / f"{indices[k]:06d}.png"), generated[j][..., ::-1])
-        return out
+        return BatchEdit(out, crops, generated)
+
+    @staticmethod
+    def _writer(work: Path, w: int, h: int, audio, ainfo: MediaInfo, cfg: PipelineConfig) -> VideoWriter:
+        v = cfg.video
+        return VideoWriter(
+            work / "edited.mp4",
+            w,
+            h,
+            audio_path=audio,
+            audio_stream=ainfo.audio.index,
+            fps=FPS,
+            crf=v.crf,
+            preset=v.preset,
+            audio_bitrate=v.audio_bitrate,
+            lossless=v.lossless,
+            log_dir=work,
+        )
+
+    @staticmethod
+    def _log_batch(indices, batch, faces, todo, depths, edited, frame_log, no_face, trajectory) -> None:
+        depth_of = dict(zip(todo, depths))
+        for k, ((i, (src, _)), face) in enumerate(zip(batch, faces)):
+            if face is None:
+                no_face.append(i)
+            frame_log.append({"frame": i, "source_frame": src, "face": face.to_dict() if face else None})
+            if trajectory is not None:
+                d = depth_of.get(k)
+                trajectory["frames"].append(
+                    None
+                    if d is None
+                    else {
+                        "frame": i,
+                        "lips": np.round(d.landmarks468[list(OUTER_LIP_468)] + face.box[:2], 2).tolist(),
+                        "jaw": np.round(d.landmarks68[:17], 2).tolist(),
+                    }
+                )
+
+    @staticmethod
+    def _save_intermediates(inter: Path, indices, todo, batch_edit: BatchEdit, depths) -> None:
+        for j, k in enumerate(todo):
+            name = f"{indices[k]:06d}.png"
+            cv2.imwrite(str(inter / "face256" / name), batch_edit.crops[j][..., ::-1])
+            cv2.imwrite(str(inter / "generated256" / name), batch_edit.generated[j][..., ::-1])
+            if depths:
+                cv2.imwrite(str(inter / "depth" / name), depths[j].depth256[..., 0])
 
     @staticmethod
     def _place_output(made: Path, output: Path | None, video: str | Path) -> Path:
@@ -448,17 +535,13 @@ class JoyGenPipeline:
         ainfo: MediaInfo,
         timeline: Timeline,
         source: SourceFrames,
+        motion: Motion | None,
         result: JoyGenOutput,
         cfg: PipelineConfig,
         total: float,
-        hashes: bool,
     ) -> dict:
-        import diffusers
-        import transformers
-
         return {
-            "joygen": __version__,
-            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "created": now_iso(),
             "inputs": {"video": vinfo.to_dict(), "audio": ainfo.to_dict()},
             "output": {
                 "path": str(result.video),
@@ -476,7 +559,13 @@ class JoyGenPipeline:
                 "ping_pong": source.num_source_frames is not None,
                 "frames_without_face": result.frames_without_face,
             },
-            "mode": {"depth": False, "note": "no-depth mode: the depth condition is the latent of a black image"},
+            "mode": {
+                "depth": result.depth,
+                "note": "mouth depth from the audio-driven 3D face"
+                if result.depth
+                else "no-depth mode: the depth condition is the latent of a black image",
+                "expression_rows": None if motion is None else len(motion.expressions),
+            },
             "config": cfg.to_dict(),
             "timings_s": result.timings,
             "total_s": round(total, 3),
@@ -484,16 +573,6 @@ class JoyGenPipeline:
             "dtype": str(self.dtype).removeprefix("torch."),
             "tiny_weights": result.tiny_weights,
             "warnings": result.warnings,
-            "weights": self.weights.describe(with_hashes=hashes),
-            "versions": {
-                "python": platform.python_version(),
-                "torch": torch.__version__,
-                "diffusers": diffusers.__version__,
-                "transformers": transformers.__version__,
-                "numpy": np.__version__,
-                "opencv": cv2.__version__,
-                "ffmpeg": ffmpeg_version(),
-                "platform": platform.platform(),
-                "cuda": torch.version.cuda if torch.cuda.is_available() else None,
-            },
+            "weights": self.weights.describe(),
+            "versions": versions(),
         }

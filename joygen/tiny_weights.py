@@ -5,9 +5,12 @@ with small sizes and random (seeded) values, so that every code path runs offlin
 produced with these weights is meaningless; the folder's ``joygen_weights.json`` says ``"kind": "tiny"``
 and the pipeline, the CLI and the app say so on every run.
 
-Two artifacts are not random: the MTCNN detector is copied from the facenet-pytorch wheel (it is small, and
-a random detector would never find a face), and the face parser is set to call every pixel "skin" so that
-the paste-back visibly replaces the lower face.
+Some artifacts are shaped so that every stage has something to work on: the MTCNN detector is copied from
+the facenet-pytorch wheel (it is small, and a random detector would never find a face); the face parser
+calls every pixel "skin", so the paste-back visibly replaces the lower face; the R-Net's heads are nearly
+zero, so faces come out close to the mean, frontal face; and the Basel Face Model is a procedural face (an
+ellipsoid with a nose, 1927 vertices) whose expression 0 opens the mouth, with landmark tables pointing at
+the right regions. The BFM itself may not be redistributed, which is also why this one is made up.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .errors import WeightsError
@@ -59,6 +63,26 @@ TINY_WHISPER = dict(
     decoder_start_token_id=1,
 )
 TINY_BISENET_BASE = 8  # channel base width (official: 64)
+TINY_RECON_BASE = 8  # R-Net base width (official: 64)
+TINY_HUBERT = dict(
+    hidden_size=1024,  # audio2secc reads 1024-wide features
+    num_hidden_layers=1,
+    num_attention_heads=16,
+    intermediate_size=16,
+    conv_dim=(16,) * 7,
+    conv_kernel=(10, 3, 3, 3, 3, 2, 2),  # the real stride (320) and receptive field (400)
+    conv_stride=(5, 2, 2, 2, 2, 2, 2),
+    conv_bias=True,
+    feat_extract_norm="layer",
+    do_stable_layer_norm=True,
+    num_conv_pos_embeddings=4,
+    num_conv_pos_embedding_groups=16,
+    vocab_size=32,
+)
+TINY_AUDIO2SECC = dict(
+    feat=16, hidden=16, latent=4, enc_layers=1, dec_layers=2, glow_hidden=8, glow_layers=2, glow_flows=2
+)
+TINY_FACE_GRID = (41, 47)  # vertices across x, y of the procedural face mesh
 
 
 def _unet(folder: Path) -> None:
@@ -110,7 +134,163 @@ def _mtcnn(folder: Path) -> None:
         shutil.copyfile(path, folder / name)
 
 
-BUILDERS = {"unet": _unet, "vae": _vae, "whisper": _whisper, "face_parsing": _face_parsing, "mtcnn": _mtcnn}
+def _face_recon(folder: Path) -> None:
+    """A narrow R-Net whose heads are nearly zero: every face comes out close to the mean face, frontal."""
+    from .reconstruction import ReconNet
+
+    net = ReconNet(base=TINY_RECON_BASE)
+    with torch.no_grad():
+        for head in net.final_layers:
+            head.weight.mul_(1e-3)
+            head.bias.zero_()
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save({"net_recon": net.state_dict()}, folder / "epoch_20.pth")
+
+
+def _dwpose(folder: Path) -> None:
+    from .dwpose import write_tiny_dwpose
+
+    write_tiny_dwpose(folder / "dw-ll_ucoco_384.onnx")
+
+
+def _bfm(folder: Path) -> None:
+    """A procedural face in the BFM file layout: an ellipsoidal grid with a nose, a mouth that opens with
+    expression 0, and landmark / MediaPipe index tables pointing at the right regions."""
+    from scipy.io import savemat
+
+    from .face_model import OUTER_LIP_468
+
+    rng = np.random.default_rng(0)
+    nx, ny = TINY_FACE_GRID
+    gx, gy = np.meshgrid(np.linspace(-0.75, 0.75, nx), np.linspace(-0.9, 0.9, ny))
+    z = 0.45 * np.sqrt(np.clip(1 - (gx / 0.8) ** 2 - (gy / 0.95) ** 2, 0, None))
+    z += 0.22 * np.exp(-(gx**2 + (gy + 0.05) ** 2) / 0.012)  # nose
+    verts = np.stack([gx.ravel(), gy.ravel(), z.ravel()], 1)
+    n = len(verts)
+    ids = np.arange(n).reshape(ny, nx)
+    tri = np.concatenate(
+        [
+            np.stack([ids[:-1, :-1].ravel(), ids[:-1, 1:].ravel(), ids[1:, :-1].ravel()], 1),
+            np.stack([ids[1:, :-1].ravel(), ids[:-1, 1:].ravel(), ids[1:, 1:].ravel()], 1),
+        ]
+    )
+
+    def nearest(xy: np.ndarray) -> np.ndarray:
+        return np.argmin(((verts[None, :, :2] - np.asarray(xy)[:, None]) ** 2).sum(-1), axis=1)
+
+    def ellipse(cx, cy, rx, ry, angles):
+        return np.stack([cx + rx * np.cos(angles), cy + ry * np.sin(angles)], 1)
+
+    jaw = ellipse(0, 0.15, 0.68, 0.98, np.linspace(np.pi * 1.05, np.pi * 1.95, 17))
+    brows = np.concatenate(
+        [
+            ellipse(-0.32, 0.38, 0.2, 0.06, np.linspace(np.pi, 0, 5)),
+            ellipse(0.32, 0.38, 0.2, 0.06, np.linspace(np.pi, 0, 5)),
+        ]
+    )
+    nose = np.concatenate(
+        [
+            np.stack([np.zeros(4), np.linspace(0.28, 0.0, 4)], 1),
+            np.stack([np.linspace(-0.12, 0.12, 5), np.full(5, -0.1)], 1),
+        ]
+    )
+    eye = np.linspace(np.pi, -np.pi, 7)[:6]
+    eyes = np.concatenate([ellipse(-0.3, 0.24, 0.12, 0.05, eye), ellipse(0.3, 0.24, 0.12, 0.05, eye)])
+    lips = np.concatenate(
+        [
+            ellipse(0, -0.38, 0.26, 0.12, np.linspace(np.pi, -np.pi, 13)[:12]),
+            ellipse(0, -0.38, 0.16, 0.05, np.linspace(np.pi, -np.pi, 9)[:8]),
+        ]
+    )
+    keypoints = nearest(np.concatenate([jaw, brows, nose, eyes, lips]))
+    index468 = nearest(rng.uniform([-0.6, -0.8], [0.6, 0.6], (468, 2)))
+    outer = np.concatenate([np.linspace(np.pi, 0, 11), np.linspace(-np.pi / 10, -np.pi * 0.9, 9)])
+    index468[list(OUTER_LIP_468)] = nearest(ellipse(0, -0.38, 0.26, 0.12, outer))
+
+    exp_base = rng.standard_normal((3 * n, 64)) * 0.004
+    jaw_open = np.zeros((n, 3))  # expression 0 opens the mouth: the lower face drops and moves back
+    below = np.clip((-0.38 - verts[:, 1]) / 0.4 + 0.6, 0, 1) * np.exp(-(verts[:, 0] ** 2) / 0.15)
+    jaw_open[:, 1], jaw_open[:, 2] = -0.06 * below, -0.02 * below
+    exp_base[:, 0] = jaw_open.ravel()
+    mean = verts.astype(np.float32).reshape(1, -1)
+    centred = verts - verts.mean(0)
+    point_buf = np.full((n, 8), len(tri) + 1)
+    for f, corners in enumerate(tri):
+        for v in corners:
+            slot = np.argmax(point_buf[v] == len(tri) + 1)
+            point_buf[v, slot] = f + 1
+    model = {
+        "meanshape": mean,
+        "meantex": np.full((1, 3 * n), 160, np.float32),
+        "idBase": (rng.standard_normal((3 * n, 80)) * 0.002).astype(np.float32),
+        "exBase": exp_base,
+        "texBase": (rng.standard_normal((3 * n, 80)) * 2).astype(np.float32),
+        "tri": (tri + 1).astype(np.float32),
+        "point_buf": point_buf.astype(np.float32),
+        "keypoints": (keypoints + 1).astype(np.float32)[None],
+        "frontmask2_idx": (np.arange(n) + 1).astype(np.float32)[:, None],
+        "tri_mask2": (tri + 1).astype(np.float32),
+        "skinmask": np.ones((1, n), np.float32),
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    savemat(folder / "BFM_model_front.mat", model)
+    savemat(folder / "similarity_Lm3D_all.mat", {"lm": centred[keypoints].astype(np.float32)})
+    np.save(folder / "index_mp468_from_mesh35709.npy", index468.astype(np.int64))
+
+
+def _hubert(folder: Path) -> None:
+    from transformers import HubertConfig, HubertModel, Wav2Vec2FeatureExtractor
+
+    HubertModel(HubertConfig(**TINY_HUBERT)).save_pretrained(folder)
+    Wav2Vec2FeatureExtractor(
+        feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True, return_attention_mask=True
+    ).save_pretrained(folder)
+
+
+def _audio2secc(folder: Path) -> None:
+    """Official checkpoint layout (nested state_dict) and config keys, small sizes under ``joygen_sizes``."""
+    import yaml
+
+    from .audio2secc import Audio2Secc, Audio2SeccConfig
+
+    model = Audio2Secc(Audio2SeccConfig(**TINY_AUDIO2SECC))
+    with torch.no_grad():
+        model.mouth_amp_embed.normal_()
+    folder.mkdir(parents=True, exist_ok=True)
+    config = {
+        "audio_type": "hubert",
+        "task_cls": "tasks.os_avatar.audio2motion_task.Audio2MotionTask",
+        "motion_type": "exp",
+        "use_pitch": True,
+        "use_flow": True,
+        "use_mouth_amp_embed": True,
+        "use_eye_amp_embed": False,
+        "hidden_size": TINY_AUDIO2SECC["hidden"],
+        "joygen_sizes": {k: v for k, v in TINY_AUDIO2SECC.items() if k != "hidden"},
+    }
+    (folder / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=True))
+    ckpt = {
+        "epoch": 0,
+        "global_step": 400000,
+        "checkpoint_callback_best": 0,
+        "optimizer_states": [],
+        "state_dict": {"model": model.state_dict()},
+    }
+    torch.save(ckpt, folder / "model_ckpt_steps_400000.ckpt")
+
+
+BUILDERS = {
+    "unet": _unet,
+    "vae": _vae,
+    "whisper": _whisper,
+    "face_parsing": _face_parsing,
+    "mtcnn": _mtcnn,
+    "face_recon": _face_recon,
+    "bfm": _bfm,
+    "dwpose": _dwpose,
+    "hubert": _hubert,
+    "audio2secc": _audio2secc,
+}
 
 
 def write_tiny_weights(folder: str | Path, seed: int = 0) -> Path:

@@ -84,26 +84,8 @@ class SourceFrames:
             yield frame
             return
         w, h = self.width, self.height
-        cmd = [
-            ffmpeg_exe(),
-            "-nostdin",
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-i",
-            self.info.path,
-            "-map",
-            f"0:{self.info.video.index}",
-            "-an",
-            "-sn",
-            "-vf",
-            f"fps={FPS}",
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "rgb24",
-            "-",
-        ]
+        cmd = [ffmpeg_exe(), *"-nostdin -hide_banner -loglevel error -i".split(), self.info.path]
+        cmd += ["-map", f"0:{self.info.video.index}", *f"-an -sn -vf fps={FPS} -f rawvideo -pix_fmt rgb24 -".split()]
         with tempfile.TemporaryFile(dir=self.work_dir) as err:
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, bufsize=0)
             nbytes = w * h * 3
@@ -173,6 +155,7 @@ class VideoWriter:
         audio_stream: index of that stream inside ``audio_path``.
         crf, preset: x264 quality and speed.
         audio_bitrate: AAC bitrate, e.g. "192k".
+        lossless: RGB H.264 at crf 0 (libx264rgb): the decoded frames equal the written ones exactly.
     """
 
     def __init__(
@@ -187,64 +170,26 @@ class VideoWriter:
         crf: int = 18,
         preset: str = "medium",
         audio_bitrate: str = "192k",
+        lossless: bool = False,
         log_dir: str | Path | None = None,
     ):
         self.path = Path(path)
         self.size = (width, height)
-        self.pad = (width % 2, height % 2)
+        self.pad = (width % 2, height % 2) if not lossless else (0, 0)
         w, h = width + self.pad[0], height + self.pad[1]
-        cmd = [
-            ffmpeg_exe(),
-            "-nostdin",
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "rgb24",
-            "-s",
-            f"{w}x{h}",
-            "-r",
-            str(fps),
-            "-i",
-            "-",
-        ]
+        # Constant options are written as strings and split; file names are always separate arguments.
+        cmd = [ffmpeg_exe(), *"-nostdin -hide_banner -loglevel error -y".split()]
+        cmd += [*"-f rawvideo -pix_fmt rgb24 -s".split(), f"{w}x{h}", "-r", str(fps), "-i", "-"]
         if audio_path is not None:
-            cmd += [
-                "-i",
-                str(audio_path),
-                "-map",
-                "0:v:0",
-                "-map",
-                f"1:{audio_stream}",
-                "-c:a",
-                "aac",
-                "-b:a",
-                audio_bitrate,
-            ]
-        cmd += [
-            "-vf",
-            "scale=out_color_matrix=bt709:out_range=tv,format=yuv420p",
-            "-c:v",
-            "libx264",
-            "-preset",
-            preset,
-            "-crf",
-            str(crf),
-            "-pix_fmt",
-            "yuv420p",
-            "-colorspace",
-            "bt709",
-            "-color_primaries",
-            "bt709",
-            "-color_trc",
-            "bt709",
-            "-movflags",
-            "+faststart",
-            str(self.path),
-        ]
+            cmd += ["-i", str(audio_path), *"-map 0:v:0 -map".split(), f"1:{audio_stream}"]
+            cmd += [*"-c:a aac -b:a".split(), audio_bitrate]
+        if lossless:
+            cmd += [*"-c:v libx264rgb -crf 0 -pix_fmt rgb24 -preset".split(), preset]
+        else:
+            cmd += [*"-vf scale=out_color_matrix=bt709:out_range=tv,format=yuv420p".split()]
+            cmd += [*"-c:v libx264 -pix_fmt yuv420p -preset".split(), preset, "-crf", str(crf)]
+            cmd += "-colorspace bt709 -color_primaries bt709 -color_trc bt709".split()
+        cmd += ["-movflags", "+faststart", str(self.path)]
         self._err = tempfile.TemporaryFile(dir=log_dir)
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=self._err)
         self.frames_written = 0

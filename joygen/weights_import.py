@@ -163,19 +163,16 @@ def _hubert(src: Path, out: Path, any_size: bool) -> None:
             shutil.copyfile(folder / name, dest / name)
 
 
-def _torch_load(path: Path):
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001
-        raise ImportProblem(f"'{path}' cannot be read as a PyTorch checkpoint: {exc}") from exc
-
-
 def _audio2secc(src: Path, out: Path, any_size: bool) -> None:
+    from .audio2secc import Audio2SeccConfig, load_audio2secc
+
     folder = src / "audio2motion" / "240210_real3dportrait_orig" / "audio2secc_vae"
-    ckpt = _torch_load(folder / "model_ckpt_steps_400000.ckpt")
-    state = ckpt.get("state_dict", {}) if isinstance(ckpt, dict) else {}
-    if not ("model" in state or any(k.startswith("model.") for k in state)):
-        raise ImportProblem(f"'{folder}/model_ckpt_steps_400000.ckpt' holds no audio2secc state_dict")
+    try:
+        model = load_audio2secc(folder)
+    except WeightsError as exc:
+        raise ImportProblem(str(exc)) from exc
+    if not any_size and model.cfg != Audio2SeccConfig():
+        raise ImportProblem(f"'{folder}' is not the official audio2secc size ({model.cfg})")
     dest = out / "audio2secc"
     dest.mkdir(parents=True, exist_ok=True)
     for name in ("config.yaml", "model_ckpt_steps_400000.ckpt"):
@@ -183,35 +180,40 @@ def _audio2secc(src: Path, out: Path, any_size: bool) -> None:
 
 
 def _face_recon(src: Path, out: Path, any_size: bool) -> None:
+    from .reconstruction import load_recon_net
+
     path = src / "face_recon_feat0.2_augment" / "epoch_20.pth"
-    ckpt = _torch_load(path)
-    if not isinstance(ckpt, dict) or "net_recon" not in ckpt:
-        raise ImportProblem(f"'{path}' has no 'net_recon' state dict")
+    try:
+        net = load_recon_net(path)
+    except WeightsError as exc:
+        raise ImportProblem(str(exc)) from exc
+    base = net.backbone.conv1.out_channels
+    if base != 64 and not any_size:
+        raise ImportProblem(f"'{path}' has base width {base}; the official R-Net (ResNet-50) has 64")
     (out / "face_recon").mkdir(parents=True, exist_ok=True)
-    torch.save({"net_recon": ckpt["net_recon"]}, out / "face_recon" / "epoch_20.pth")  # optimiser state dropped
+    torch.save({"net_recon": net.state_dict()}, out / "face_recon" / "epoch_20.pth")  # optimiser state dropped
 
 
 def _bfm(src: Path, out: Path, any_size: bool) -> None:
-    import numpy as np
-    from scipy.io import loadmat
+    from .face_model import BFM_FILES, FaceModel
 
     folder = src / "BFM"
-    names = ARTIFACTS["bfm"].variants[0]
-    absent = [n for n in names if not (folder / n).is_file()]
+    absent = [n for n in BFM_FILES if not (folder / n).is_file()]
     if absent:
-        raise ImportProblem(f"'{folder}' lacks {', '.join(absent)}")
-    model = loadmat(folder / "BFM_model_front.mat")
-    need = ("meanshape", "idBase", "exBase", "meantex", "texBase", "point_buf", "tri", "keypoints")
-    lacking = [k for k in need if k not in model]
-    if lacking:
-        raise ImportProblem(f"'{folder}/BFM_model_front.mat' lacks {', '.join(lacking)}")
-    n_vertices = model["meanshape"].size // 3
-    if not any_size and n_vertices != 35709:
-        raise ImportProblem(f"'{folder}/BFM_model_front.mat' has {n_vertices} vertices; the BFM front face has 35709")
-    if np.load(folder / "index_mp468_from_mesh35709.npy").size != 468:
-        raise ImportProblem(f"'{folder}/index_mp468_from_mesh35709.npy' does not hold 468 indices")
+        hint = " (01_MorphableModel.mat is there: make BFM_model_front.mat with Deep3DFaceRecon's transferBFM09)"
+        raise ImportProblem(
+            f"'{folder}' lacks {', '.join(absent)}" + (hint if (folder / "01_MorphableModel.mat").is_file() else "")
+        )
+    try:
+        model = FaceModel.from_folder(folder)
+    except WeightsError as exc:
+        raise ImportProblem(str(exc)) from exc
+    if not any_size and model.num_vertices != 35709:
+        raise ImportProblem(
+            f"'{folder}/BFM_model_front.mat' has {model.num_vertices} vertices; the BFM front face has 35709"
+        )
     (out / "bfm").mkdir(parents=True, exist_ok=True)
-    for n in names:
+    for n in BFM_FILES:
         shutil.copyfile(folder / n, out / "bfm" / n)
 
 

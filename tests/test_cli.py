@@ -39,6 +39,8 @@ def test_the_readme_command_on_the_demo_clip(tmp_path, demo_video, demo_audio):
         "o.mp4",
         "--report",
         "r.json",
+        "--intermediates",
+        "inter",
         cwd=tmp_path,
     )
     elapsed = time.monotonic() - start
@@ -56,7 +58,12 @@ def test_the_readme_command_on_the_demo_clip(tmp_path, demo_video, demo_audio):
     assert report["tiny_weights"] is True
     assert all(len(h) == 64 for w in report["weights"] for h in w["sha256"].values())
     assert report["inputs"]["video"]["video"]["width"] == 900
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["W", "o.mp4", "r.json"]
+    # all three stages ran: audio-driven expressions, one mouth depth map per frame, the edit
+    assert report["mode"]["depth"] is True and report["mode"]["expression_rows"] == 128
+    assert len(list((tmp_path / "inter" / "depth").glob("*.png"))) == 127
+    for stage in ("audio_to_motion", "mouth_depth"):
+        assert report["timings_s"][stage] > 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["W", "inter", "o.mp4", "r.json"]
 
 
 def _bad(tmp_path, media, kind):
@@ -152,11 +159,13 @@ def test_missing_weights_is_one_message(tmp_path, media):
     assert "unet/diffusion_pytorch_model.safetensors" in run.stderr and "weights tiny" in run.stderr
 
 
-def test_weights_list_reports_sources(tiny_weights):
-    run = run_cli("weights", "list", "--weights", str(tiny_weights), "--json")
-    rows = {r["name"]: r for r in json.loads(run.stdout)}
-    assert rows["unet"]["found"] and rows["unet"]["tiny"]
-    assert not rows["bfm"]["found"] and "Basel" in rows["bfm"]["title"]
+def test_weights_list_reports_sources(tiny_weights, tmp_path):
+    rows = {
+        r["name"]: r for r in json.loads(run_cli("weights", "list", "--weights", str(tiny_weights), "--json").stdout)
+    }
+    assert all(r["found"] and r["tiny"] for r in rows.values())  # the tiny set is complete
+    empty = run_cli("weights", "list", "--weights", str(tmp_path))
+    assert empty.returncode == 0 and "missing" in empty.stdout and "weights import" in empty.stdout
 
 
 def test_help_lists_the_commands():

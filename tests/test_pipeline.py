@@ -70,3 +70,77 @@ def test_default_output_goes_to_a_fresh_folder(tiny_pipeline, media):
     out = tiny_pipeline(media["face_mp4"], media["face_mp4"])  # a video with sound works as the voice track
     assert out.video.is_file() and out.video.parent.name.startswith("joygen-out-")
     assert out.video.parent != media["face_mp4"].parent
+
+
+@pytest.fixture(scope="module")
+def face_leaves_clip(tmp_path_factory, demo_video, demo_wav):
+    """3.2 s of the demo clip in which, from 1.6 s to 2.6 s, the picture pans to the empty room."""
+    d = tmp_path_factory.mktemp("leaves")
+    clip = d / "leaves.mp4"
+    graph = "[0:v]split[a][b];[b]crop=300:300:0:0,scale=900:900[room];[a][room]overlay=enable='between(t,1.6,2.6)'"
+    ffmpeg(
+        "-i", str(demo_video), "-filter_complex", graph, "-t", "3.2", "-an", "-c:v", "libx264", "-crf", "12", str(clip)
+    )
+    voice = d / "voice.wav"
+    ffmpeg("-i", str(demo_wav), "-t", "3.2", str(voice))
+    return clip, voice
+
+
+def test_frames_without_a_face_pass_through_byte_identical(tiny_pipeline, face_leaves_clip, tmp_path):
+    from test_video import _decode_all
+
+    clip, voice = face_leaves_clip
+    cfg = tiny_pipeline.config.with_options(lossless=True, preset="ultrafast")
+    out = tiny_pipeline(clip, voice, tmp_path / "o.mp4", config=cfg, report=tmp_path / "r.json")
+    missing = out.frames_without_face
+    assert missing == list(range(40, 66))  # 1.6 s to 2.6 s inclusive, and only those
+    assert json.loads((tmp_path / "r.json").read_text())["frames"]["frames_without_face"] == missing
+    src, edited = _decode_all(clip), _decode_all(out.video)
+    assert len(edited) == out.num_frames == 80
+    for i in missing:
+        np.testing.assert_array_equal(edited[i], src[i])  # exactly the decoded input
+    changed = [np.abs(edited[i].astype(int) - src[i]).max() > 20 for i in range(80)]
+    assert all(changed[:37]) and all(changed[69:])  # the rest is edited (fades are 3 frames long)
+    # a short cross-fade next to the gap: the edit fades in and out instead of jumping
+    diff = [np.abs(edited[i].astype(int) - src[i]).sum() for i in (36, 37, 38, 39)]
+    assert diff[0] > diff[1] > diff[2] > diff[3] > 0
+
+
+def test_depth_mode_uses_the_audio_driven_mouth(tiny_pipeline, media, tmp_path):
+    previews, calls = [], []
+    out = tiny_pipeline(
+        media["face_noaudio_mp4"],
+        media["tone_wav"],
+        tmp_path / "o.mp4",
+        intermediates=tmp_path / "inter",
+        preview=lambda kind, data: calls.append(kind) or previews.append(data),
+    )
+    assert out.depth and out.report["mode"]["depth"] and out.report["mode"]["expression_rows"] == 28
+    assert calls[0] == "trajectory" and "depth" in calls  # the trajectory comes before the video is done
+    traj = out.trajectory
+    assert len(traj["mouth_open_mm"]) == out.num_frames == len(traj["frames"])
+    assert len(traj["frames"][0]["lips"]) == 20 and len(traj["frames"][0]["jaw"]) == 17
+    assert len(list((tmp_path / "inter" / "depth").glob("*.png"))) == out.num_frames
+    assert np.load(tmp_path / "inter" / "expressions.npy").shape == (28, 64)
+    depth = out.depth_previews[0].depth
+    assert depth.shape == (256, 256, 3) and depth[:128].max() == 0 and depth[128:].max() > 0
+
+
+def test_without_3d_weights_the_run_stops_unless_no_depth_is_asked(tiny_weights, tmp_path, media):
+    import shutil
+
+    from joygen.config import PipelineConfig
+    from joygen.errors import WeightsError
+    from joygen.pipeline import JoyGenPipeline
+
+    partial = tmp_path / "weights"
+    shutil.copytree(tiny_weights, partial)
+    shutil.rmtree(partial / "bfm")
+    shutil.rmtree(partial / "audio2secc")
+    with pytest.raises(WeightsError) as err:
+        JoyGenPipeline.from_pretrained(partial)
+    msg = str(err.value)
+    assert "bfm/BFM_model_front.mat" in msg and "audio2secc/config.yaml" in msg and "--no-depth" in msg
+    pipe = JoyGenPipeline.from_pretrained(partial, config=PipelineConfig().with_options(use_depth=False))
+    out = pipe(media["face_mp4"], media["tone_wav"], tmp_path / "o.mp4")
+    assert not out.depth and out.report["mode"]["depth"] is False and out.trajectory is None

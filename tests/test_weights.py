@@ -114,10 +114,9 @@ def official_tree(tmp_path, tiny_weights, golden):
         golden / "audio" / "audio2secc_vae", pm / "audio2motion" / "240210_real3dportrait_orig" / "audio2secc_vae"
     )
     (pm / "face_recon_feat0.2_augment").mkdir()
-    torch.save(
-        {"net_recon": {"final_layers.0.weight": torch.zeros(80, 8, 1, 1)}, "opt_00": {}},
-        pm / "face_recon_feat0.2_augment" / "epoch_20.pth",
-    )
+    net = torch.load(tiny_weights / "face_recon" / "epoch_20.pth", weights_only=True)["net_recon"]
+    official = {"net_recon": net, "opt_00": {"state": {}, "param_groups": []}, "sched_00": {}}
+    torch.save(official, pm / "face_recon_feat0.2_augment" / "epoch_20.pth")
     shutil.copytree(golden / "vision" / "mini_bfm", pm / "BFM")
     return tmp_path / "bundle"  # the archive's extra level: the importer finds pretrained_models/ inside
 
@@ -144,6 +143,7 @@ def test_import_refuses_non_official_sizes_listing_each(official_tree, tmp_path)
     msg = str(err.value)
     assert "nothing was written" in msg
     assert "JoyGen UNet config differs" in msg and "base width 8" in msg and "468 vertices" in msg
+    assert "official R-Net" in msg
     assert not (tmp_path / "out" / "unet").exists()
 
 
