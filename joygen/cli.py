@@ -103,6 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
     edit.add_argument("--temperature", type=float, help="prior noise scale of audio2secc (default 0.2)")
     edit.add_argument("--mouth-amp", type=float, help="mouth amplitude fed to audio2secc (default 0.45)")
     edit.add_argument(
+        "--hubert-input",
+        choices=["channel0", "mix"],
+        help="what HuBERT hears of a stereo track: channel0 (official, default) or the mix",
+    )
+    edit.add_argument(
         "--no-landmark-box",
         dest="landmark_box",
         action="store_false",
@@ -162,6 +167,7 @@ def cmd_edit(args: argparse.Namespace) -> int:
         seed=args.seed,
         temperature=args.temperature,
         mouth_amp=args.mouth_amp,
+        hubert_input=args.hubert_input,
         landmark_box=args.landmark_box,
     )
     check_inputs(args.video, args.audio, config)  # fail fast, before any model is loaded

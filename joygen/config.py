@@ -37,6 +37,7 @@ class MotionConfig:
     seed: int = 0  # seed of the audio-to-expression sampling (official pipeline: 0)
     temperature: float = 0.2  # scale of the prior noise of the audio2secc VAE (official: 0.2)
     mouth_amp: float = 0.45  # mouth amplitude fed to audio2secc (official: 0.45)
+    hubert_input: str = "channel0"  # "channel0": the official HuBERT input; "mix": the mean of the channels
 
 
 @dataclass(frozen=True)

@@ -128,20 +128,30 @@ class AudioToMotion(nn.Module):
         return cls(HubertFeatures.from_pretrained(hubert_folder), load_audio2secc(audio2secc_folder))
 
     @torch.no_grad()
-    def forward(self, audio: np.ndarray, seed: int = 0, temperature: float = 0.2, mouth_amp: float = 0.45) -> Motion:
+    def forward(
+        self,
+        audio: np.ndarray,
+        seed: int = 0,
+        temperature: float = 0.2,
+        mouth_amp: float = 0.45,
+        hubert_input: str = "channel0",
+    ) -> Motion:
         """Expressions for a voice track.
 
         Args:
             audio: ``[samples]`` or ``[samples, channels]`` float32 16 kHz.
             seed, temperature, mouth_amp: the official sampling settings (0, 0.2, 0.45).
+            hubert_input: "channel0" (official) or "mix" (the channel mean) for HuBERT.
 
         Returns:
             `Motion` with ``[hubert_frames // 2, 64]`` expressions.
         """
         audio = np.asarray(audio, np.float32)
-        channel0 = audio if audio.ndim == 1 else audio[:, 0]  # the official HuBERT input (see module doc)
+        if hubert_input not in ("channel0", "mix"):
+            raise ValueError(f"hubert_input must be 'channel0' or 'mix', not {hubert_input!r}")
         mono = audio if audio.ndim == 1 else audio.mean(axis=1, dtype=np.float32)  # librosa's mix, for f0
-        features = self.hubert(channel0)
+        first = audio if audio.ndim == 1 else audio[:, 0]  # the official HuBERT input (see module doc)
+        features = self.hubert(first if hubert_input == "channel0" else mono)
         t = len(features)
         f0 = pitch(mono, t)
         random.seed(seed)

@@ -328,7 +328,8 @@ class JoyGenPipeline:
             bar("audio_to_motion", 0, 1)
             with timer("audio_to_motion"):
                 m = cfg.motion
-                motion = self.motion(load_audio(audio, mono=False, info=ainfo), m.seed, m.temperature, m.mouth_amp)
+                channels = load_audio(audio, mono=False, info=ainfo)
+                motion = self.motion(channels, m.seed, m.temperature, m.mouth_amp, m.hubert_input)
                 curves = lip_trajectory(self.depth.face_model, motion.expressions[: timeline.num_frames])
             trajectory = {"fps": FPS, **{k: np.round(v, 4).tolist() for k, v in curves.items()}, "frames": []}
             if preview:

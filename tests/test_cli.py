@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import run_cli
+from conftest import GOLDEN, ffmpeg, run_cli
 
 from joygen.media import ffmpeg_exe, probe
 
@@ -27,6 +27,9 @@ def test_the_readme_command_on_the_demo_clip(tmp_path, demo_video, demo_audio):
     start = time.monotonic()
     made = run_cli("weights", "tiny", "W", cwd=tmp_path)
     assert made.returncode == 0, made.stderr
+    if (GOLDEN / "vision" / "mini_bfm").is_dir():  # the 3D stage's face model: the fixtures' mini-BFM
+        shutil.rmtree(tmp_path / "W" / "bfm")
+        shutil.copytree(GOLDEN / "vision" / "mini_bfm", tmp_path / "W" / "bfm")
     run = run_cli(
         "edit",
         "--video",
@@ -173,3 +176,14 @@ def test_help_lists_the_commands():
     assert run.returncode == 0
     assert all(cmd in run.stdout for cmd in ("edit", "weights"))
     assert np.all([flag in run_cli("edit", "--help").stdout for flag in ("--report", "--intermediates", "--weights")])
+
+
+def test_a_clip_without_any_face_ends_with_one_message(tmp_path, media, tiny_weights):
+    blank = tmp_path / "room.mp4"
+    ffmpeg("-f", "lavfi", "-i", "color=c=beige:s=320x240:r=25", "-t", "0.6", "-pix_fmt", "yuv420p", str(blank))
+    run = run_cli("edit", "--video", str(blank), "--audio", str(media["tone_wav"]), "--weights", str(tiny_weights),
+                  "--output", str(tmp_path / "o.mp4"), "--quiet", cwd=tmp_path)  # fmt: skip
+    assert run.returncode != 0 and "Traceback" not in run.stderr
+    errors = [ln for ln in run.stderr.splitlines() if ln.startswith("joygen: error:")]
+    assert len(errors) == 1 and "no face found" in errors[0] and str(blank) in errors[0]
+    assert not (tmp_path / "o.mp4").exists()

@@ -224,3 +224,12 @@ def test_loader_copes_with_a_folder_without_config(golden, tmp_path):
         golden / "audio" / "audio2secc_vae" / "model_ckpt_steps_400000.ckpt", folder / "model_ckpt_steps_400000.ckpt"
     )
     assert load_audio2secc(folder).cfg == Audio2SeccConfig()
+
+
+def test_hubert_can_hear_the_mix_instead_of_channel_zero(a2m, stereo):
+    official = a2m(stereo)
+    mixed = a2m(stereo, hubert_input="mix")
+    assert not np.array_equal(official.hubert.numpy(), mixed.hubert.numpy())  # the channels differ slightly
+    np.testing.assert_array_equal(official.f0, mixed.f0)  # pitch always reads the mix
+    with pytest.raises(ValueError):
+        a2m(stereo, hubert_input="left")

@@ -144,3 +144,12 @@ def test_without_3d_weights_the_run_stops_unless_no_depth_is_asked(tiny_weights,
     pipe = JoyGenPipeline.from_pretrained(partial, config=PipelineConfig().with_options(use_depth=False))
     out = pipe(media["face_mp4"], media["tone_wav"], tmp_path / "o.mp4")
     assert not out.depth and out.report["mode"]["depth"] is False and out.trajectory is None
+
+
+def test_a_tenth_of_a_second_and_three_seconds_of_silence(tiny_pipeline, media, tmp_path):
+    short = tmp_path / "short.wav"
+    ffmpeg("-f", "lavfi", "-i", "sine=frequency=200:sample_rate=16000:duration=0.1", str(short))
+    out = tiny_pipeline(media["face_noaudio_mp4"], short, tmp_path / "short.mp4")
+    assert out.num_frames == 4 and probe(out.video).audio is not None
+    out = tiny_pipeline(media["face_noaudio_mp4"], media["silence_wav"], tmp_path / "silent.mp4")
+    assert out.num_frames == Timeline.from_samples(48000).num_frames == 76
