@@ -27,6 +27,14 @@ class ImportProblem(Exception):
     """A file of the official tree that does not pass its check."""
 
 
+def _load(loader: Callable, path):
+    """Load a file with the module that will use it; its complaint becomes the import problem."""
+    try:
+        return loader(path)
+    except WeightsError as exc:
+        raise ImportProblem(str(exc)) from exc
+
+
 def _root(source: Path) -> Path:
     """The folder that holds the official artifacts (handles the archive's extra nesting)."""
     for cand in (source, source / "pretrained_models", source / "pretrained_models" / "pretrained_models"):
@@ -108,10 +116,7 @@ def _whisper(src: Path, out: Path, any_size: bool) -> None:
     from .audio_features import load_whisper_encoder
 
     path = src / "whisper" / "tiny.pt"
-    try:
-        encoder = load_whisper_encoder(path)
-    except WeightsError as exc:
-        raise ImportProblem(str(exc)) from exc
+    encoder = _load(load_whisper_encoder, path)
     c = encoder.config
     if not any_size and (c.d_model, c.encoder_layers, c.encoder_attention_heads) != (384, 4, 6):
         raise ImportProblem(f"'{path}' is not Whisper tiny (d_model {c.d_model}, {c.encoder_layers} layers)")
@@ -125,10 +130,7 @@ def _face_parsing(src: Path, out: Path, any_size: bool) -> None:
     from .face_parsing import load_bisenet
 
     path = src / "face-parse-bisent" / "79999_iter.pth"
-    try:
-        net = load_bisenet(path)
-    except WeightsError as exc:
-        raise ImportProblem(str(exc)) from exc
+    net = _load(load_bisenet, path)
     base = net.cp.resnet.conv1.out_channels
     if base != 64 and not any_size:
         raise ImportProblem(f"'{path}' has base width {base}; the official BiSeNet has 64")
@@ -167,10 +169,7 @@ def _audio2secc(src: Path, out: Path, any_size: bool) -> None:
     from .audio2secc import Audio2SeccConfig, load_audio2secc
 
     folder = src / "audio2motion" / "240210_real3dportrait_orig" / "audio2secc_vae"
-    try:
-        model = load_audio2secc(folder)
-    except WeightsError as exc:
-        raise ImportProblem(str(exc)) from exc
+    model = _load(load_audio2secc, folder)
     if not any_size and model.cfg != Audio2SeccConfig():
         raise ImportProblem(f"'{folder}' is not the official audio2secc size ({model.cfg})")
     dest = out / "audio2secc"
@@ -183,10 +182,7 @@ def _face_recon(src: Path, out: Path, any_size: bool) -> None:
     from .reconstruction import load_recon_net
 
     path = src / "face_recon_feat0.2_augment" / "epoch_20.pth"
-    try:
-        net = load_recon_net(path)
-    except WeightsError as exc:
-        raise ImportProblem(str(exc)) from exc
+    net = _load(load_recon_net, path)
     base = net.backbone.conv1.out_channels
     if base != 64 and not any_size:
         raise ImportProblem(f"'{path}' has base width {base}; the official R-Net (ResNet-50) has 64")
@@ -204,10 +200,7 @@ def _bfm(src: Path, out: Path, any_size: bool) -> None:
         raise ImportProblem(
             f"'{folder}' lacks {', '.join(absent)}" + (hint if (folder / "01_MorphableModel.mat").is_file() else "")
         )
-    try:
-        model = FaceModel.from_folder(folder)
-    except WeightsError as exc:
-        raise ImportProblem(str(exc)) from exc
+    model = _load(FaceModel.from_folder, folder)
     if not any_size and model.num_vertices != 35709:
         raise ImportProblem(
             f"'{folder}/BFM_model_front.mat' has {model.num_vertices} vertices; the BFM front face has 35709"

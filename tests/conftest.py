@@ -66,6 +66,18 @@ def tiny_pipeline(tiny_weights):
     return JoyGenPipeline.from_pretrained(tiny_weights, device="cpu")
 
 
+@pytest.fixture(scope="session")
+def mtcnn():
+    """MTCNN with the real weights of the facenet-pytorch wheel, as the official stage 2 configures it."""
+    from joygen.mtcnn import MTCNN
+    from joygen.weights import WeightsLocator
+
+    found = WeightsLocator().find("mtcnn")
+    if found is None:
+        pytest.skip("facenet-pytorch (the MTCNN weights) is not installed")
+    return MTCNN.from_pretrained(found.folder, min_face_size=50)
+
+
 def ffmpeg(*args: str) -> None:
     from joygen.media import ffmpeg_exe
 
@@ -144,6 +156,12 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600) -> subpro
     return subprocess.run(
         [sys.executable, "-m", "joygen", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout
     )
+
+
+def run_edit(video, audio, weights, output, *extra: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """``python -m joygen edit`` with the four usual arguments."""
+    args = ["--video", str(video), "--audio", str(audio), "--weights", str(weights), "--output", str(output)]
+    return run_cli("edit", *args, *extra, cwd=cwd)
 
 
 def rel_err(actual: np.ndarray, expected: np.ndarray) -> float:

@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import GOLDEN, ffmpeg, run_cli
+from conftest import GOLDEN, ffmpeg, run_cli, run_edit
 
 from joygen.media import ffmpeg_exe, probe
 
@@ -30,21 +30,8 @@ def test_the_readme_command_on_the_demo_clip(tmp_path, demo_video, demo_audio):
     if (GOLDEN / "vision" / "mini_bfm").is_dir():  # the 3D stage's face model: the fixtures' mini-BFM
         shutil.rmtree(tmp_path / "W" / "bfm")
         shutil.copytree(GOLDEN / "vision" / "mini_bfm", tmp_path / "W" / "bfm")
-    run = run_cli(
-        "edit",
-        "--video",
-        str(demo_video),
-        "--audio",
-        str(demo_audio),
-        "--weights",
-        "W",
-        "--output",
-        "o.mp4",
-        "--report",
-        "r.json",
-        "--intermediates",
-        "inter",
-        cwd=tmp_path,
+    run = run_edit(
+        str(demo_video), str(demo_audio), "W", "o.mp4", "--report", "r.json", "--intermediates", "inter", cwd=tmp_path
     )
     elapsed = time.monotonic() - start
     assert run.returncode == 0, run.stderr
@@ -95,18 +82,7 @@ def test_bad_input_gives_one_clear_line(tmp_path, media, tiny_weights, kind):
     video, audio = _bad(tmp_path, media, kind)
     bad_file = audio if kind == "silent-audio" else video
     before = sorted(p.name for p in (tmp_path / "inputs").iterdir())
-    run = run_cli(
-        "edit",
-        "--video",
-        str(video),
-        "--audio",
-        str(audio),
-        "--weights",
-        str(tiny_weights),
-        "--output",
-        str(tmp_path / "out" / "o.mp4"),
-        cwd=tmp_path,
-    )
+    run = run_edit(str(video), str(audio), str(tiny_weights), str(tmp_path / "out" / "o.mp4"), cwd=tmp_path)
     assert run.returncode != 0
     assert "Traceback" not in run.stderr
     errors = [ln for ln in run.stderr.splitlines() if ln.startswith("joygen: error:")]
@@ -125,19 +101,7 @@ def test_names_with_spaces_quotes_and_dollar_parens_work(tmp_path, media, tiny_w
     shutil.copyfile(media["face_noaudio_mp4"], video)
     shutil.copyfile(media["tone_wav"], audio)
     out = tmp_path / "out dir" / "result $(x).mp4"
-    run = run_cli(
-        "edit",
-        "--video",
-        str(video),
-        "--audio",
-        str(audio),
-        "--weights",
-        str(tiny_weights),
-        "--output",
-        str(out),
-        "--quiet",
-        cwd=tmp_path,
-    )
+    run = run_edit(str(video), str(audio), str(tiny_weights), str(out), "--quiet", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert out.is_file() and probe(out).audio is not None
     assert sorted(p.name for p in d.iterdir()) == sorted([video.name, audio.name])
@@ -145,15 +109,10 @@ def test_names_with_spaces_quotes_and_dollar_parens_work(tmp_path, media, tiny_w
 
 
 def test_missing_weights_is_one_message(tmp_path, media):
-    run = run_cli(
-        "edit",
-        "--video",
+    run = run_edit(
         str(media["face_mp4"]),
-        "--audio",
         str(media["tone_wav"]),
-        "--weights",
         str(tmp_path / "no_weights"),
-        "--output",
         str(tmp_path / "o.mp4"),
         cwd=tmp_path,
     )
@@ -181,8 +140,7 @@ def test_help_lists_the_commands():
 def test_a_clip_without_any_face_ends_with_one_message(tmp_path, media, tiny_weights):
     blank = tmp_path / "room.mp4"
     ffmpeg("-f", "lavfi", "-i", "color=c=beige:s=320x240:r=25", "-t", "0.6", "-pix_fmt", "yuv420p", str(blank))
-    run = run_cli("edit", "--video", str(blank), "--audio", str(media["tone_wav"]), "--weights", str(tiny_weights),
-                  "--output", str(tmp_path / "o.mp4"), "--quiet", cwd=tmp_path)  # fmt: skip
+    run = run_edit(blank, media["tone_wav"], tiny_weights, tmp_path / "o.mp4", "--quiet", cwd=tmp_path)
     assert run.returncode != 0 and "Traceback" not in run.stderr
     errors = [ln for ln in run.stderr.splitlines() if ln.startswith("joygen: error:")]
     assert len(errors) == 1 and "no face found" in errors[0] and str(blank) in errors[0]

@@ -7,17 +7,7 @@ from PIL import Image
 from joygen.dwpose import FLIP_INDICES, INPUT_SIZE, DWPose, frame_box, warp_matrix
 from joygen.faces import FaceDetector, iou, landmark_box, select_box
 from joygen.media import probe
-from joygen.mtcnn import MTCNN
 from joygen.video import SourceFrames
-from joygen.weights import WeightsLocator
-
-
-@pytest.fixture(scope="module")
-def mtcnn():
-    found = WeightsLocator().find("mtcnn")
-    if found is None:
-        pytest.skip("facenet-pytorch (the MTCNN weights) is not installed")
-    return MTCNN.from_pretrained(found.folder, min_face_size=50)
 
 
 def test_real_mtcnn_finds_the_astronaut(mtcnn):

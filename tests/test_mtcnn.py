@@ -5,18 +5,8 @@ import pytest
 from PIL import Image
 
 from joygen.faces import FaceDetector
-from joygen.mtcnn import MTCNN
-from joygen.weights import WeightsLocator
 
 NAMES = ["astronaut", "frame000", "frame060"]
-
-
-@pytest.fixture(scope="module")
-def mtcnn():
-    found = WeightsLocator().find("mtcnn")
-    if found is None:
-        pytest.skip("facenet-pytorch (the MTCNN weights) is not installed")
-    return MTCNN.from_pretrained(found.folder, min_face_size=50)
 
 
 def load(golden, name):
