@@ -13,8 +13,9 @@ The editor's UNet cross-attends to 50 audio tokens per video frame, built from t
 
 transformers' `WhisperEncoder` is the model; its own outputs differ from the above in two ways (its last
 hidden state is after the LayerNorm, and `WhisperFeatureExtractor` pads the waveform to 30 s), so the
-log-mel is computed here and the states are taken with forward hooks. Both checkpoint layouts load: the
-OpenAI ``tiny.pt`` (what the JoyGen bundle ships) and the transformers ``openai/whisper-tiny`` folder.
+log-mel is computed here and the encoder's layers are run one at a time to keep every state. Both checkpoint
+layouts load: the OpenAI ``tiny.pt`` (what the JoyGen bundle ships) and the transformers ``openai/whisper-tiny``
+folder.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .errors import WeightsError
@@ -184,19 +186,19 @@ class WhisperFeatures(nn.Module):
         return 2 * self.encoder.config.max_source_positions
 
     def encode_windows(self, mel: torch.Tensor) -> torch.Tensor:
-        """``[W, 80, 3000]`` log-mel windows -> ``[W, 1500, 5, C]`` stacked states (stem + every block)."""
-        states: list[torch.Tensor] = []
-        layers = self.encoder.layers
-        hooks = [layers[0].register_forward_pre_hook(lambda _m, args: states.append(args[0]))]
-        hooks += [
-            layer.register_forward_hook(lambda _m, _a, out: states.append(out[0] if isinstance(out, tuple) else out))
-            for layer in layers
-        ]
-        try:
-            self.encoder(mel)
-        finally:
-            for h in hooks:
-                h.remove()
+        """``[W, 80, 3000]`` log-mel windows -> ``[W, 1500, 5, C]`` stacked states (stem + every block).
+
+        The encoder's own submodules run one by one, so the states before its final LayerNorm are at hand;
+        nothing is attached to the shared modules (concurrent calls stay independent).
+        """
+        enc = self.encoder
+        x = F.gelu(enc.conv2(F.gelu(enc.conv1(mel)))).permute(0, 2, 1)
+        x = x + enc.embed_positions.weight[: x.shape[1]]
+        states = [x]
+        for layer in enc.layers:
+            x = layer(x, None)
+            x = x[0] if isinstance(x, tuple) else x
+            states.append(x)
         return torch.stack(states, dim=2)
 
     @torch.no_grad()

@@ -17,7 +17,6 @@ Also here: the lip trajectory the app plots, measured on the BFM mean face carry
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -154,10 +153,10 @@ class AudioToMotion(nn.Module):
         features = self.hubert(first if hubert_input == "channel0" else mono)
         t = len(features)
         f0 = pitch(mono, t)
-        random.seed(seed)
-        np.random.seed(seed)
-        torch.manual_seed(seed)
-        noise = torch.randn(1, self.audio2secc.cfg.latent, t // 8)  # first CPU draw after the seed
+        # The official seeds the global RNGs and takes the first CPU draw; a CPU generator seeded the same way
+        # gives the same numbers without touching global state (concurrent runs stay independent).
+        generator = torch.Generator().manual_seed(seed)
+        noise = torch.randn(1, self.audio2secc.cfg.latent, t // 8, generator=generator)
         param = next(self.audio2secc.parameters())
         exp = self.audio2secc(
             features[None].to(param), torch.from_numpy(f0)[None].to(param), noise, temperature, mouth_amp
@@ -189,3 +188,20 @@ def lip_trajectory(face_model, expressions: np.ndarray) -> dict[str, np.ndarray]
     opening = np.linalg.norm(lm[:, UPPER_LIP] - lm[:, LOWER_LIP], axis=1) * DM_TO_MM
     width = np.linalg.norm(lm[:, MOUTH_LEFT] - lm[:, MOUTH_RIGHT], axis=1) * DM_TO_MM
     return {"time_s": np.arange(len(exp)) / 25.0, "mouth_open_mm": opening, "mouth_width_mm": width}
+
+
+def loudness(wav: np.ndarray, num_frames: int, fps: int = 25) -> dict[str, np.ndarray]:
+    """Loudness of a mono 16 kHz waveform per video frame: RMS in dBFS over each frame's 40 ms.
+
+    Returns:
+        ``{"time_s", "loudness_db"}``, each ``[num_frames]``; silence is -100 dB.
+    """
+    hop = SAMPLE_RATE // fps
+    frames = np.zeros((num_frames, hop), np.float32)
+    usable = min(num_frames, len(wav) // hop)
+    frames[:usable] = np.asarray(wav[: usable * hop], np.float32).reshape(usable, hop)
+    if usable < num_frames and len(wav) > usable * hop:
+        tail = wav[usable * hop :]
+        frames[usable, : len(tail)] = tail[:hop]
+    rms = np.sqrt((frames.astype(np.float64) ** 2).mean(axis=1))
+    return {"time_s": np.arange(num_frames) / fps, "loudness_db": 20 * np.log10(np.maximum(rms, 1e-5))}

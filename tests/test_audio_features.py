@@ -100,3 +100,15 @@ def test_real_tiny_manifest_loads_strictly_in_both_layouts(golden, tmp_path):
     hf = load_whisper_encoder(hf_dir)
     for (k1, v1), (k2, v2) in zip(encoder.state_dict().items(), hf.state_dict().items()):
         assert k1 == k2 and torch.equal(v1, v2)
+
+
+def test_concurrent_calls_do_not_mix_their_states(golden, ref, wav):
+    from concurrent.futures import ThreadPoolExecutor
+
+    model = WhisperFeatures.from_pretrained(golden / "audio" / "whisper" / "hf")
+    other = (np.random.default_rng(1).standard_normal(16000 * 3) * 0.1).astype(np.float32)
+    with ThreadPoolExecutor(4) as pool:
+        outs = list(pool.map(model, [wav, other, wav, other]))
+    assert outs[0].shape == (250, 5, 384) and outs[1].shape == (150, 5, 384)
+    assert rel_err(outs[2].numpy(), ref["features"]) <= TOL
+    np.testing.assert_array_equal(outs[1].numpy(), outs[3].numpy())
