@@ -122,7 +122,7 @@ class EditFader:
     """Fades edits in and out next to frames that stay unedited (no face), so the mouth does not jump.
 
     Frames go in in order as ``(source, edited)`` (``edited`` None: pass the source through untouched) and
-    come out in order, ``span`` frames later. An edited frame ``d`` frames from the nearest unedited one
+    come out in order, ``span`` frames later, as ``(source, output)`` pairs. An edited frame ``d`` frames from the nearest unedited one
     (``d <= span``) is blended ``d / (span + 1)`` of the way from the source to the edit; frames without a
     face come out byte-identical to their source.
     """
@@ -132,7 +132,7 @@ class EditFader:
         self.pending: list[list] = []  # [source, edited, distance to the nearest unedited frame]
         self.since_gap = np.inf
 
-    def push(self, source: np.ndarray, edited: np.ndarray | None) -> list[np.ndarray]:
+    def push(self, source: np.ndarray, edited: np.ndarray | None) -> list[tuple[np.ndarray, np.ndarray]]:
         if edited is None:
             for back, item in enumerate(reversed(self.pending), start=1):
                 item[2] = min(item[2], back)
@@ -143,11 +143,11 @@ class EditFader:
             self.pending.append([source, edited, self.since_gap])
         ready = self.pending[: max(0, len(self.pending) - self.span)]
         self.pending = self.pending[len(ready) :]
-        return [self._mix(*item) for item in ready]
+        return [(item[0], self._mix(*item)) for item in ready]
 
-    def flush(self) -> list[np.ndarray]:
+    def flush(self) -> list[tuple[np.ndarray, np.ndarray]]:
         ready, self.pending = self.pending, []
-        return [self._mix(*item) for item in ready]
+        return [(item[0], self._mix(*item)) for item in ready]
 
     def _mix(self, source, edited, distance) -> np.ndarray:
         if edited is None:
@@ -156,3 +156,13 @@ class EditFader:
             return edited
         w = distance / (self.span + 1)
         return np.round(source.astype(np.float32) * (1 - w) + edited.astype(np.float32) * w).astype(np.uint8)
+
+
+def side_by_side_frame(source: np.ndarray, edited: np.ndarray, height: int) -> np.ndarray:
+    """``source | edited``, each scaled to ``height`` px (area filter), as one frame."""
+    h, w = source.shape[:2]
+    width = round(w * height / h / 2) * 2
+    if (h, w) != (height, width):
+        source = cv2.resize(source, (width, height), interpolation=cv2.INTER_AREA)
+        edited = cv2.resize(edited, (width, height), interpolation=cv2.INTER_AREA)
+    return np.concatenate([source, edited], axis=1)

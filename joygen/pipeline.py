@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from .audio_features import WhisperFeatures, audio_tokens
-from .blending import EditFader, context_box, crop_padded, paste_back
+from .blending import EditFader, context_box, crop_padded, paste_back, side_by_side_frame
 from .config import PipelineConfig
 from .dwpose import DWPose
 from .editor import FACE_SIZE, MouthEditor
@@ -31,7 +31,7 @@ from .face_model import OUTER_LIP_468
 from .face_parsing import FaceParser
 from .faces import Face, FaceDetector
 from .media import MediaInfo, load_audio, probe
-from .motion import AudioToMotion, Motion, lip_trajectory
+from .motion import AudioToMotion, Motion, lip_trajectory, loudness
 from .mouth_depth import MouthDepth, MouthDepthResult
 from .mtcnn import MTCNN
 from .report import Progress, ProgressCallback, StageTimer, now_iso, versions
@@ -42,7 +42,8 @@ from .weights import DEPTH_ARTIFACTS, EDITOR_ARTIFACTS, MOTION_ARTIFACTS, Weight
 PreviewCallback = Callable[[str, object], None]  # (kind, data): "trajectory" dict, "depth" list of previews
 TINY_WARNING = "tiny random weights: this output is meaningless (a smoke test of the code paths)"
 NO_DEPTH_HINT = "or run without the 3D stage: `--no-depth` (the official 'no depth' mode)"
-MAX_PREVIEWS = 8  # depth previews kept in the output
+MAX_PREVIEWS = 8  # depth previews kept in the output, spread over the clip
+SIDE_BY_SIDE_HEIGHT = 720  # px; the side-by-side video is scaled down to at most this height
 
 
 @dataclass
@@ -70,7 +71,7 @@ class JoyGenOutput:
     timings: dict[str, float]  # seconds per stage
     report: dict  # everything the JSON report holds
     depth: bool = False  # the editor was conditioned on mouth depth maps
-    trajectory: dict | None = None  # lip trajectory (stage 1, and the edited mesh's lips/jaw per frame)
+    trajectory: dict | None = None  # per frame: loudness; with depth also the lip trajectory (see lip_trajectory)
     depth_previews: list[DepthPreview] = field(default_factory=list)  # a few frames, for display
     intermediates: Path | None = None  # folder of per-stage artifacts, when asked for
     tiny_weights: bool = False  # True: made with random test weights, meaningless
@@ -114,10 +115,11 @@ def check_inputs(video: str | Path, audio: str | Path, config: PipelineConfig | 
             f"audio file '{audio}' is {what}; give a voice track (wav, mp3, m4a, ogg, flac, or a video that has sound)"
         )
     limit = config.video.max_seconds
-    if limit and ainfo.duration and ainfo.duration > limit + 0.5:
-        raise InputError(
-            f"audio file '{audio}' lasts {ainfo.duration:.1f} s; the limit here is {limit:.0f} s. Cut it shorter"
-        )
+    for info, role in ((vinfo, "video"), (ainfo, "audio")):
+        if limit and info.duration and not info.still_image and info.duration > limit + 0.5:
+            raise InputError(
+                f"{role} file '{info.path}' lasts {info.duration:.1f} s; the limit here is {limit:.0f} s. Cut it shorter"
+            )
     return vinfo, ainfo
 
 
@@ -259,6 +261,7 @@ class JoyGenPipeline:
         work_dir: str | Path | None = None,
         report: str | Path | None = None,
         intermediates: str | Path | None = None,
+        side_by_side: str | Path | None = None,
         progress: ProgressCallback | None = None,
         preview: PreviewCallback | None = None,
         show_progress: bool = False,
@@ -274,6 +277,7 @@ class JoyGenPipeline:
             report: write the JSON report (inputs, frame counts, timings, weights with sha256) here.
             intermediates: write per-stage artifacts here (faces.json, face crops, generated faces, depth
                 maps, expressions.npy, lip_trajectory.json).
+            side_by_side: also write this mp4: source | edited on the same timeline, with the new voice.
             progress: called with (stage, done, total) as work proceeds.
             preview: called with ("trajectory", dict) after stage 1 and ("depth", [DepthPreview]) once the
                 first mouth depth maps exist, before the video is finished.
@@ -323,7 +327,8 @@ class JoyGenPipeline:
             features = self.whisper(wav)
 
         # 4. Audio to expression (stage 1), which drives the mouth depth.
-        motion = trajectory = None
+        motion = None
+        trajectory = {"fps": FPS, **{k: np.round(v, 3).tolist() for k, v in loudness(wav, timeline.num_frames).items()}}
         if use_depth:
             bar("audio_to_motion", 0, 1)
             with timer("audio_to_motion"):
@@ -331,20 +336,23 @@ class JoyGenPipeline:
                 channels = load_audio(audio, mono=False, info=ainfo)
                 motion = self.motion(channels, m.seed, m.temperature, m.mouth_amp, m.hubert_input)
                 curves = lip_trajectory(self.depth.face_model, motion.expressions[: timeline.num_frames])
-            trajectory = {"fps": FPS, **{k: np.round(v, 4).tolist() for k, v in curves.items()}, "frames": []}
-            if preview:
-                preview("trajectory", trajectory)
+            trajectory.update({k: np.round(v, 4).tolist() for k, v in curves.items() if k != "time_s"})
+            trajectory["frames"] = []
+        if preview:
+            preview("trajectory", trajectory)
 
         # 5-8. Per batch of frames: faces, mouth depth, edit, paste back, fade, encode.
         own_work = work_dir is None
         work = Path(tempfile.mkdtemp(prefix="joygen-")) if own_work else Path(work_dir)
         work.mkdir(parents=True, exist_ok=True)
         writer: VideoWriter | None = None
+        sbs: VideoWriter | None = None
         fader = EditFader(cfg.face.crossfade_frames)
         no_face: list[int] = []
         frame_log: list[dict] = []
         previews: list[DepthPreview] = []
         n = timeline.num_frames
+        preview_at = set(np.linspace(0, n - 1, min(n, MAX_PREVIEWS)).round().astype(int).tolist())
         source = SourceFrames(vinfo, work)
         source_iter = source.frames(n)
         try:
@@ -363,17 +371,26 @@ class JoyGenPipeline:
                 edited = batch_edit.frames
                 if writer is None:
                     h, w = frames[0].shape[:2]
-                    writer = self._writer(work, w, h, audio, ainfo, cfg)
+                    writer = self._writer(work / "edited.mp4", w, h, audio, ainfo, cfg)
+                    if side_by_side:
+                        sh = min(h, SIDE_BY_SIDE_HEIGHT) // 2 * 2
+                        sbs = self._writer(
+                            work / "side_by_side.mp4", 2 * round(w * sh / h / 2) * 2, sh, audio, ainfo, cfg
+                        )
                 with timer("video_encode"):
                     for frame, result in zip(frames, edited):
-                        for ready in fader.push(frame, result):
+                        for src, ready in fader.push(frame, result):
                             writer.write(ready)
+                            if sbs is not None:
+                                sbs.write(side_by_side_frame(src, ready, sbs.size[1]))
                 self._log_batch(indices, batch, faces, todo, depths, edited, frame_log, no_face, trajectory)
-                if len(previews) < MAX_PREVIEWS and depths:
-                    previews += [
-                        DepthPreview(indices[k], batch_edit.crops[j], depths[j].depth256)
-                        for j, k in enumerate(todo[: MAX_PREVIEWS - len(previews)])
-                    ]
+                new = [
+                    DepthPreview(indices[k], batch_edit.crops[j], depths[j].depth256)
+                    for j, k in enumerate(todo)
+                    if depths and indices[k] in preview_at
+                ]
+                if new:
+                    previews += new
                     if preview:
                         preview("depth", list(previews))
                 if inter is not None:
@@ -386,13 +403,21 @@ class JoyGenPipeline:
                     "roughly frontal face (at least 50 px wide)"
                 )
             with timer("video_encode"):
-                for ready in fader.flush():
+                for src, ready in fader.flush():
                     writer.write(ready)
+                    if sbs is not None:
+                        sbs.write(side_by_side_frame(src, ready, sbs.size[1]))
                 writer.close()
+                if sbs is not None:
+                    sbs.close()
             final = self._place_output(work / "edited.mp4", output, video)
+            if sbs is not None:
+                Path(side_by_side).parent.mkdir(parents=True, exist_ok=True)
+                shutil.move(str(sbs.path), str(side_by_side))
         except BaseException:
-            if writer is not None:
-                writer.abort()
+            for w in (writer, sbs):
+                if w is not None:
+                    w.abort()
             raise
         finally:
             source_iter.close()
@@ -424,9 +449,9 @@ class JoyGenPipeline:
             Path(report).write_text(json.dumps(result.report, indent=2) + "\n")
         if inter is not None:
             (inter / "faces.json").write_text(json.dumps(frame_log, indent=1))
+            (inter / "lip_trajectory.json").write_text(json.dumps(trajectory))
             if motion is not None:
                 np.save(inter / "expressions.npy", motion.expressions)
-                (inter / "lip_trajectory.json").write_text(json.dumps(trajectory))
         bar("done", 1, 1)
         return result
 
@@ -477,10 +502,10 @@ class JoyGenPipeline:
         return BatchEdit(out, crops, generated)
 
     @staticmethod
-    def _writer(work: Path, w: int, h: int, audio, ainfo: MediaInfo, cfg: PipelineConfig) -> VideoWriter:
+    def _writer(path: Path, w: int, h: int, audio, ainfo: MediaInfo, cfg: PipelineConfig) -> VideoWriter:
         v = cfg.video
         return VideoWriter(
-            work / "edited.mp4",
+            path,
             w,
             h,
             audio_path=audio,
@@ -490,7 +515,7 @@ class JoyGenPipeline:
             preset=v.preset,
             audio_bitrate=v.audio_bitrate,
             lossless=v.lossless,
-            log_dir=work,
+            log_dir=path.parent,
         )
 
     @staticmethod
@@ -500,7 +525,7 @@ class JoyGenPipeline:
             if face is None:
                 no_face.append(i)
             frame_log.append({"frame": i, "source_frame": src, "face": face.to_dict() if face else None})
-            if trajectory is not None:
+            if "frames" in trajectory:  # the 3D stage ran
                 d = depth_of.get(k)
                 trajectory["frames"].append(
                     None

@@ -71,3 +71,19 @@ def test_composite_matches_pil_paste():
     pil = Image.fromarray(base)
     pil.paste(Image.fromarray(top), (0, 0), Image.fromarray(mask))
     np.testing.assert_array_equal(composite(base, top, mask), np.asarray(pil))
+
+
+def test_edit_fader_fades_around_unedited_frames():
+    from joygen.blending import EditFader
+
+    src = [np.zeros((2, 2, 3), np.uint8) for _ in range(10)]
+    edit = np.full((2, 2, 3), 200, np.uint8)
+    fader = EditFader(span=3)
+    out = []
+    for i in range(10):
+        out += fader.push(src[i], None if i == 5 else edit)
+    out += fader.flush()
+    values = [int(frame[0, 0, 0]) for _, frame in out]
+    assert len(out) == 10 and all(s is src[i] for i, (s, _) in enumerate(out))
+    # 3 frames fade in and out (1/4, 2/4, 3/4 of the edit) around the unedited frame 5, which stays the source
+    assert values == [200, 200, 150, 100, 50, 0, 50, 100, 150, 200]

@@ -143,7 +143,8 @@ def test_without_3d_weights_the_run_stops_unless_no_depth_is_asked(tiny_weights,
     assert "bfm/BFM_model_front.mat" in msg and "audio2secc/config.yaml" in msg and "--no-depth" in msg
     pipe = JoyGenPipeline.from_pretrained(partial, config=PipelineConfig().with_options(use_depth=False))
     out = pipe(media["face_mp4"], media["tone_wav"], tmp_path / "o.mp4")
-    assert not out.depth and out.report["mode"]["depth"] is False and out.trajectory is None
+    assert not out.depth and out.report["mode"]["depth"] is False
+    assert "mouth_open_mm" not in out.trajectory and len(out.trajectory["loudness_db"]) == out.num_frames
 
 
 def test_a_tenth_of_a_second_and_three_seconds_of_silence(tiny_pipeline, media, tmp_path):
