@@ -140,6 +140,7 @@ def edit(
     batch_size: int = 8,
     feather: float = 0.1,
     crf: int = 18,
+    voice_file: str | None = None,
     progress=gr.Progress(),  # noqa: B008 - Gradio injects progress through this default
 ):
     """Re-draw the mouth of a talking-face video so that it follows a new voice track.
@@ -154,6 +155,7 @@ def edit(
         batch_size: frames per model batch.
         feather: width of the paste-back feather, as a fraction of the face context.
         crf: H.264 quality of the output, 0 (lossless) .. 51.
+        voice_file: any audio or video file to take the voice from, used when ``audio`` is empty.
 
     Returns:
         The edited video, a side-by-side video (original | edited), mouth-depth previews, the lip trajectory,
@@ -163,6 +165,7 @@ def edit(
 
     if not video:
         raise gr.Error("Upload a talking-face video (or a photo) first.")
+    audio = audio or voice_file
     if not audio:
         raise gr.Error("Upload or record the new voice track first.")
     pipe = STATE.pipeline
@@ -261,9 +264,20 @@ def build_demo(state: AppState | None = None) -> gr.Blocks:
         with gr.Row():
             with gr.Column(scale=1):
                 video = gr.Video(label="Talking-face video", sources=["upload", "webcam"], elem_id="in-video")
-                audio = gr.Audio(
-                    label="New voice track", type="filepath", sources=["upload", "microphone"], elem_id="in-audio"
-                )
+                with gr.Tabs():
+                    with gr.Tab("New voice track"):
+                        audio = gr.Audio(
+                            label="New voice track",
+                            type="filepath",
+                            sources=["upload", "microphone"],
+                            elem_id="in-audio",
+                        )
+                    with gr.Tab("Voice from any file"):
+                        voice_file = gr.File(
+                            label="Any audio or video file with sound (its first sound track is used)",
+                            type="filepath",
+                            elem_id="in-voice-file",
+                        )
                 gr.Examples(EXAMPLES, [video, audio], label="Example (JoyGen demo clip and speech, Apache-2.0)")
                 with gr.Accordion("Advanced options", open=False):
                     seed = gr.Number(0, label="Seed", precision=0)
@@ -308,7 +322,7 @@ def build_demo(state: AppState | None = None) -> gr.Blocks:
             gr.Markdown(STATE.panel or weights_panel(STATE))
         button.click(
             edit,
-            [video, audio, seed, temperature, mouth_amp, use_depth, batch_size, feather, crf],
+            [video, audio, seed, temperature, mouth_amp, use_depth, batch_size, feather, crf, voice_file],
             [edited, side, gallery, plot, timings, report, status],
             api_name="edit",
         )

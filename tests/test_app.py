@@ -174,7 +174,23 @@ def test_errors_are_readable_and_the_app_keeps_serving(server, media, tmp_path):
 
 @pytest.mark.browser
 @pytest.mark.slow
-def test_browser_edits_the_demo_clip_and_shows_every_stage(server, demo_video, demo_audio, tmp_path):
+def _set_inputs(page, video, audio) -> None:
+    """Replace the uploads (clearing what is there first). A video as the voice goes to the "any file" tab."""
+    for elem in ("#in-video", "#in-audio", "#in-voice-file"):
+        clear = page.locator(f"{elem} button[aria-label*='Clear'], {elem} button[title*='Clear']")
+        if clear.count() and clear.first.is_visible():
+            clear.first.click()
+    page.locator("#in-video input[type=file]").set_input_files(str(video))
+    if Path(audio).suffix == ".mp4":
+        page.get_by_role("tab", name="Voice from any file").click()
+        page.locator("#in-voice-file input[type=file]").set_input_files(str(audio))
+        page.get_by_role("tab", name="New voice track").click()
+    else:
+        page.locator("#in-audio input[type=file]").set_input_files(str(audio))
+    page.wait_for_selector("#in-video video", timeout=30_000)
+
+
+def test_browser_edits_the_demo_clip_and_shows_every_stage(server, demo_video, demo_audio, media, tmp_path):
     chromium = shutil.which("chromium")
     if chromium is None:
         pytest.skip("Debian chromium is not installed (apt-get install chromium)")
@@ -192,9 +208,7 @@ def test_browser_edits_the_demo_clip_and_shows_every_stage(server, demo_video, d
         browser = p.chromium.launch(executable_path=chromium, headless=True, args=flags)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(server.url, wait_until="networkidle")
-        page.locator("#in-video input[type=file]").set_input_files(str(demo_video))
-        page.locator("#in-audio input[type=file]").set_input_files(str(demo_audio))
-        page.wait_for_selector("#in-video video", timeout=30_000)
+        _set_inputs(page, demo_video, demo_audio)
         page.locator("#edit-button").click()
         page.wait_for_selector("#out-video video", timeout=280_000)
         assert page.locator("#out-side video").count() == 1
@@ -204,17 +218,29 @@ def test_browser_edits_the_demo_clip_and_shows_every_stage(server, demo_video, d
         assert page.locator("#report a, #report [download]").count() >= 1
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "app-edit.png"), full_page=True)
-        # a readable error in the page for a clip without a face, and the page still works afterwards
-        page.locator("#in-video button[aria-label*='Clear'], #in-video button[title*='Clear']").first.click()
+        # readable errors in the page, and the page keeps working afterwards
         blank = tmp_path / "room.mp4"
         ffmpeg("-f", "lavfi", "-i", "color=c=beige:s=320x240:r=25", "-t", "0.6", "-pix_fmt", "yuv420p", str(blank))
-        page.locator("#in-video input[type=file]").set_input_files(str(blank))
-        page.wait_for_selector("#in-video video", timeout=30_000)
+        long_voice = _tone(tmp_path / "long_voice.wav", 300, 10.0)  # the server's limit is 8 s
+        cases = [
+            (blank, demo_audio, "no face found", "room.mp4"),
+            (media["face_mp4"], media["face_noaudio_mp4"], "no sound track", "face_noaudio.mp4"),
+            (media["face_mp4"], long_voice, "the limit here is 8 s", "long_voice.wav"),
+        ]
+        for k, (video, audio, message, name) in enumerate(cases):
+            _set_inputs(page, video, audio)
+            page.locator("#edit-button").click()
+            page.get_by_text(message).first.wait_for(timeout=60_000)
+            status = page.locator("#status").inner_text()
+            assert message in status and name in status and "/gradio/" not in status  # the user's file name
+            page.screenshot(path=str(ARTIFACTS / f"app-error-{k}.png"), full_page=True)
+            for close in page.locator("button[aria-label*='lose']").all():  # dismiss the error toasts
+                if close.is_visible():
+                    close.click()
+        _set_inputs(page, media["face_mp4"], media["tone_wav"])
         page.locator("#edit-button").click()
-        page.get_by_text("no face found").first.wait_for(timeout=60_000)
-        assert "room.mp4" in page.locator("#status").inner_text()  # the user's file name, not a temp path
-        assert "/gradio/" not in page.locator("#status").inner_text()
-        page.screenshot(path=str(ARTIFACTS / "app-error.png"), full_page=True)
+        page.get_by_text("Done.").first.wait_for(timeout=120_000)
+        assert page.locator("#out-video video").count() == 1
         browser.close()
     assert time.monotonic() - start < 300
 
