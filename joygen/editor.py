@@ -138,6 +138,19 @@ class MouthEditor(nn.Module):
             self._blank_latent = self.encode(self.to_tensor(black))
         return self._blank_latent.expand(batch, -1, -1, -1)
 
+    def reference_latents(self, faces: np.ndarray) -> torch.Tensor:
+        """The voice-independent part of the input: ``[B, 8, 32, 32]`` = masked face, reference (the same face).
+
+        Args:
+            faces: ``[B, 256, 256, 3]`` uint8 RGB face crops.
+        """
+        masked = self.encode(self.to_tensor(faces, mask_lower=True))
+        return torch.cat([masked, self.encode(self.to_tensor(faces))], dim=1)
+
+    def depth_latents(self, depths: np.ndarray | None, batch: int) -> torch.Tensor:
+        """``[B, 4, 32, 32]`` latents of the mouth depth images (upper half black), or of black images if None."""
+        return self.blank_depth_latent(batch) if depths is None else self.encode(self.to_tensor(depths))
+
     def unet_input(self, faces: np.ndarray, depths: np.ndarray | None = None) -> torch.Tensor:
         """Build the 12-channel input.
 
@@ -148,10 +161,7 @@ class MouthEditor(nn.Module):
         Returns:
             ``[B, 12, 32, 32]``: masked face, reference (the same face), depth.
         """
-        masked = self.encode(self.to_tensor(faces, mask_lower=True))
-        reference = self.encode(self.to_tensor(faces))
-        depth = self.blank_depth_latent(len(faces)) if depths is None else self.encode(self.to_tensor(depths))
-        return torch.cat([masked, reference, depth], dim=1)
+        return torch.cat([self.reference_latents(faces), self.depth_latents(depths, len(faces))], dim=1)
 
     def generate(self, unet_input: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """One UNet step at t = 0: ``[B, 12, 32, 32]`` + ``[B, 50, 384]`` -> predicted latents ``[B, 4, 32, 32]``."""

@@ -8,6 +8,7 @@ depth render -> 8-bit depth pasted back into the frame and cut to the face box -
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,45 +56,62 @@ class MouthDepth(nn.Module):
     def device(self) -> torch.device:
         return next(self.recon_net.parameters()).device
 
-    def coefficients(self, frames: list[np.ndarray], faces: list[Face]) -> tuple[torch.Tensor, list[Alignment]]:
-        """Align every frame on its MTCNN points and regress ``[B, 257]`` coefficients."""
-        crops, alignments = zip(
-            *(align_face(f, face.points, self.face_model.template5) for f, face in zip(frames, faces))
-        )
+    def coefficients(
+        self, frames: list[np.ndarray], faces: list[Face], pool: Executor | None = None
+    ) -> tuple[np.ndarray, list[Alignment]]:
+        """Align every frame on its MTCNN points and regress ``[B, 257]`` coefficients (the voice-independent part)."""
+        jobs = [(f, face.points, self.face_model.template5) for f, face in zip(frames, faces)]
+        crops, alignments = zip(*(pool.map(_align, jobs) if pool else map(_align, jobs)))
         param = next(self.recon_net.parameters())
-        coeffs = self.recon_net(crops_to_tensor(np.stack(crops), param.device, param.dtype))
-        return coeffs.float(), list(alignments)
+        with torch.no_grad():
+            coeffs = self.recon_net(crops_to_tensor(np.stack(crops), param.device, param.dtype))
+        return coeffs.float().cpu().numpy(), list(alignments)
 
     @torch.no_grad()
-    def forward(
-        self, frames: list[np.ndarray], faces: list[Face], expressions: np.ndarray | None = None
+    def render(
+        self,
+        coeffs: np.ndarray,
+        alignments: list[Alignment],
+        faces: list[Face],
+        expressions: np.ndarray | None = None,
+        pool: Executor | None = None,
     ) -> list[MouthDepthResult]:
-        """Depth maps for frames that have a face.
+        """Depth maps from coefficients, with the expression replaced (the voice-dependent part).
 
         Args:
-            frames: ``(H, W, 3)`` uint8 RGB frames.
-            faces: the face of each frame (none may be None).
+            coeffs: ``[B, 257]`` the frames' own coefficients.
+            alignments, faces: of the same frames.
             expressions: ``[B, 64]`` stage-1 expressions; None keeps each frame's own (training data).
         """
-        coeffs, alignments = self.coefficients(frames, faces)
-        edited = coeffs.clone()
+        device = self.face_model.mean_shape.device
+        edited = torch.as_tensor(np.asarray(coeffs, np.float32), device=device).clone()
         if expressions is not None:
-            edited[:, COEFF_SLICES["exp"]] = torch.as_tensor(np.asarray(expressions), dtype=edited.dtype).to(
-                edited.device
-            )
+            edited[:, COEFF_SLICES["exp"]] = torch.as_tensor(np.asarray(expressions), dtype=edited.dtype, device=device)
         vertices = self.face_model.camera_vertices(edited)
         depth224 = normalize_depth(rasterize(vertices, self.face_model.triangles).depth)
         lm224 = self.face_model.landmarks468(vertices).cpu().numpy()
         lm68 = self.face_model.landmarks68(vertices).cpu().numpy()
-        results = []
-        for k, (face, al) in enumerate(zip(faces, alignments)):
-            x1, y1, x2, y2 = face.crop_box
-            frame_depth = depth_in_frame(depth224[k], al)
-            crop = crop_padded(frame_depth, (x1, y1, x2, y2))
-            lm = landmarks_in_frame(lm224[k], al) - np.asarray(face.box[:2], np.float64)
-            results.append(
-                MouthDepthResult(
-                    mouth_depth_image(crop, lm), crop, lm, landmarks_in_frame(lm68[k], al), coeffs[k].cpu().numpy(), al
-                )
-            )
-        return results
+        jobs = [
+            (depth224[k], lm224[k], lm68[k], coeffs[k], al, face) for k, (al, face) in enumerate(zip(alignments, faces))
+        ]
+        return list(pool.map(_finish, jobs) if pool else map(_finish, jobs))
+
+    def forward(
+        self, frames: list[np.ndarray], faces: list[Face], expressions: np.ndarray | None = None
+    ) -> list[MouthDepthResult]:
+        """Depth maps for frames that have a face (``faces`` may not hold None); see `render`."""
+        coeffs, alignments = self.coefficients(frames, faces)
+        return self.render(coeffs, alignments, faces, expressions)
+
+
+def _align(job):
+    frame, points, template = job
+    return align_face(frame, points, template)
+
+
+def _finish(job) -> MouthDepthResult:
+    """Per frame: the 224 depth into the frame, cut to the face box, lip mask, 256 image."""
+    depth224, lm224, lm68, coeffs, al, face = job
+    crop = crop_padded(depth_in_frame(depth224, al), face.crop_box)
+    lm = landmarks_in_frame(lm224, al) - np.asarray(face.box[:2], np.float64)
+    return MouthDepthResult(mouth_depth_image(crop, lm), crop, lm, landmarks_in_frame(lm68, al), np.asarray(coeffs), al)

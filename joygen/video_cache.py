@@ -1,0 +1,197 @@
+"""The per-video work, cached on disk: edit the same video with another voice without redoing it.
+
+Everything the pipeline computes from a source frame alone is independent of the voice track: the face
+(box, 5 points, landmarks), the Deep3DFaceRecon coefficients and alignment, the VAE latents of the masked and
+the reference face, and the face-parsing mask of the paste-back. A second edit of the same video reads these
+back and only runs what the new audio changes: the mouth depth, one VAE encode, the UNet, the decode and the
+blend (MuseTalk's "prepare an avatar once" idea, for every video, automatically).
+
+Entries are content-addressed: the sha256 of the video file plus a fingerprint of every setting and weight
+file that shapes them. They are written in chunks of `CHUNK` source frames (``.npz``, written atomically), so
+a run never holds more than a chunk or two in memory, and a run interrupted part-way leaves usable chunks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .faces import Face
+from .reconstruction import Alignment
+
+CHUNK = 64  # source frames per cache file
+LATENT_SHAPE = (8, 32, 32)  # masked + reference latents of one face
+PARSING_SIDE = 512  # px; the face-parsing mask is stored bit-packed at this size
+CACHE_VERSION = 1
+
+
+def default_cache_dir() -> Path:
+    """``$JOYGEN_CACHE_DIR``, else ``$XDG_CACHE_HOME/joygen`` (``~/.cache/joygen``)."""
+    env = os.environ.get("JOYGEN_CACHE_DIR")
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "joygen"
+
+
+def file_digest(path: str | Path) -> str:
+    """sha256 of a file's content (streamed)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass
+class FrameWork:
+    """The voice-independent work of one source frame."""
+
+    face: Face | None  # None: no face, the frame passes through
+    latents: np.ndarray | None = None  # (8, 32, 32) float32: masked then reference latent
+    parsing: np.ndarray | None = None  # (512, 512) uint8 face mask of the paste-back context (0/255)
+    coeffs: np.ndarray | None = None  # (257,) float32 R-Net coefficients (only when the 3D stage ran)
+    alignment: Alignment | None = None
+
+
+class VideoCache:
+    """Cached per-frame work of one video under one fingerprint.
+
+    Args:
+        root: the cache folder (see `default_cache_dir`).
+        video_digest: sha256 of the video file.
+        fingerprint: settings and weights that shape the cached work (any JSON-able dict).
+    """
+
+    def __init__(self, root: str | Path, video_digest: str, fingerprint: dict):
+        key = hashlib.sha256(json.dumps({"v": CACHE_VERSION, **fingerprint}, sort_keys=True).encode()).hexdigest()
+        self.folder = Path(root) / "videos" / f"{video_digest[:32]}-{key[:16]}"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._loaded: OrderedDict[int, dict] = OrderedDict()  # chunk -> arrays (at most 2 kept)
+        self._pending: dict[int, dict[int, FrameWork]] = {}  # chunk -> new entries not yet written
+        self.hits = self.misses = 0
+
+    def _path(self, chunk: int) -> Path:
+        return self.folder / f"chunk_{chunk:06d}.npz"
+
+    def _chunk(self, chunk: int) -> dict | None:
+        if chunk in self._loaded:
+            self._loaded.move_to_end(chunk)
+            return self._loaded[chunk]
+        path = self._path(chunk)
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path) as data:
+                arrays = {k: data[k] for k in data.files}
+        except (OSError, ValueError, KeyError):  # a damaged file is a miss
+            return None
+        self._loaded[chunk] = arrays
+        while len(self._loaded) > 2:
+            self._loaded.popitem(last=False)
+        return arrays
+
+    def get(self, source_index: int, need_coeffs: bool) -> FrameWork | None:
+        """The cached work of a source frame, or None (not cached, or without coefficients when needed)."""
+        chunk, row = divmod(source_index, CHUNK)
+        pending = self._pending.get(chunk, {}).get(row)
+        if pending is not None and (pending.face is None or not need_coeffs or pending.coeffs is not None):
+            self.hits += 1
+            return pending
+        arrays = self._chunk(chunk)
+        if arrays is None or not arrays["valid"][row]:
+            self.misses += 1
+            return None
+        work = _unpack(arrays, row)
+        if need_coeffs and work.face is not None and work.coeffs is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        return work
+
+    def put(self, source_index: int, work: FrameWork) -> None:
+        chunk, row = divmod(source_index, CHUNK)
+        self._pending.setdefault(chunk, {})[row] = work
+        if len(self._pending[chunk]) == CHUNK:
+            self._write(chunk)
+
+    def flush(self) -> None:
+        """Write every chunk that has new entries (merged with what the file already holds)."""
+        for chunk in list(self._pending):
+            self._write(chunk)
+
+    def _write(self, chunk: int) -> None:
+        new = self._pending.pop(chunk)
+        old = self._chunk(chunk)
+        arrays = {k: v.copy() for k, v in old.items()} if old is not None else _empty()
+        for row, work in new.items():
+            _pack(arrays, row, work)
+        fd, tmp = tempfile.mkstemp(dir=self.folder, suffix=".npz.tmp")
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, **arrays)
+        os.replace(tmp, self._path(chunk))
+        self._loaded.pop(chunk, None)
+
+
+def _empty() -> dict[str, np.ndarray]:
+    n = CHUNK
+    return {
+        "valid": np.zeros(n, bool),
+        "has_face": np.zeros(n, bool),
+        "box": np.zeros((n, 4), np.float64),
+        "mtcnn_box": np.zeros((n, 4), np.float64),
+        "points": np.zeros((n, 5, 2), np.float32),
+        "score": np.zeros(n, np.float32),
+        "lm68": np.full((n, 68, 2), np.nan, np.float32),
+        "landmark_box": np.zeros(n, bool),
+        "latents": np.zeros((n, *LATENT_SHAPE), np.float32),  # float32: the UNet input is exactly a fresh run's
+        "parsing": np.zeros((n, PARSING_SIDE * PARSING_SIDE // 8), np.uint8),
+        "coeffs": np.full((n, 257), np.nan, np.float32),
+        "align": np.full((n, 7), np.nan, np.float64),
+    }
+
+
+def _pack(a: dict, row: int, work: FrameWork) -> None:
+    a["valid"][row] = True
+    face = work.face
+    a["has_face"][row] = face is not None
+    if face is None:
+        return
+    a["box"][row], a["mtcnn_box"][row] = face.box, face.mtcnn_box
+    a["points"][row], a["score"][row] = face.points, face.score
+    a["landmark_box"][row] = face.box_source == "landmarks"
+    if face.landmarks68 is not None:
+        a["lm68"][row] = face.landmarks68
+    a["latents"][row] = work.latents
+    a["parsing"][row] = np.packbits(work.parsing.reshape(-1) > 0)
+    if work.coeffs is not None:
+        al = work.alignment
+        a["coeffs"][row] = work.coeffs
+        a["align"][row] = [al.width, al.height, al.scale, al.left, al.up, *al.translation]
+
+
+def _unpack(a: dict, row: int) -> FrameWork:
+    if not a["has_face"][row]:
+        return FrameWork(None)
+    lm68 = a["lm68"][row]
+    face = Face(
+        tuple(float(v) for v in a["box"][row]),
+        a["points"][row].copy(),
+        float(a["score"][row]),
+        tuple(float(v) for v in a["mtcnn_box"][row]),
+        None if np.isnan(lm68).any() else lm68.copy(),
+        "landmarks" if a["landmark_box"][row] else "mtcnn",
+    )
+    parsing = np.unpackbits(a["parsing"][row]).reshape(PARSING_SIDE, PARSING_SIDE) * np.uint8(255)
+    coeffs = alignment = None
+    if not np.isnan(a["coeffs"][row]).any():
+        coeffs = a["coeffs"][row].copy()
+        w, h, s, left, up, tx, ty = a["align"][row]
+        alignment = Alignment(int(w), int(h), float(s), int(left), int(up), (float(tx), float(ty)))
+    return FrameWork(face, a["latents"][row].copy(), parsing, coeffs, alignment)
