@@ -49,12 +49,22 @@ def _mel_filters() -> torch.Tensor:
     return torch.from_numpy(librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS).astype(np.float32))
 
 
-def log_mel_spectrogram(wav: np.ndarray) -> torch.Tensor:
-    """Whole-clip log-mel of a mono 16 kHz float32 waveform: ``[80, samples // 160]`` float32."""
+def log_mel_spectrogram(wav: np.ndarray, block: int = WINDOW_FRAMES) -> torch.Tensor:
+    """Whole-clip log-mel of a mono 16 kHz float32 waveform: ``[80, samples // 160]`` float32.
+
+    The STFT is centred (reflect padding at the clip's two ends) and runs ``block`` frames at a time over the
+    padded signal, which gives the same frames as one call over the whole clip without its memory.
+    """
     audio = torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32))
-    stft = torch.stft(audio, N_FFT, HOP_LENGTH, window=torch.hann_window(N_FFT), return_complex=True)
-    power = stft[..., :-1].abs() ** 2
-    log_spec = torch.clamp(_mel_filters() @ power, min=1e-10).log10()
+    padded = F.pad(audio[None, None], (N_FFT // 2, N_FFT // 2), mode="reflect")[0, 0]
+    frames = len(audio) // HOP_LENGTH  # the last STFT frame is dropped
+    window, filters = torch.hann_window(N_FFT), _mel_filters()
+    log_spec = torch.empty(N_MELS, frames)
+    for start in range(0, frames, block):
+        stop = min(start + block, frames)
+        segment = padded[start * HOP_LENGTH : (stop - 1) * HOP_LENGTH + N_FFT]
+        power = torch.stft(segment, N_FFT, HOP_LENGTH, window=window, center=False, return_complex=True).abs() ** 2
+        log_spec[:, start:stop] = torch.clamp(filters @ power, min=1e-10).log10()
     log_spec = torch.maximum(log_spec, log_spec.max() - 8.0)
     return (log_spec + 4.0) / 4.0
 
@@ -201,28 +211,65 @@ class WhisperFeatures(nn.Module):
             states.append(x)
         return torch.stack(states, dim=2)
 
+    def stream(self, wav: np.ndarray) -> WhisperStream:
+        """Features of a clip, encoded window by window as frames ask for them (bounded memory)."""
+        return WhisperStream(self, wav)
+
     @torch.no_grad()
-    def forward(self, wav: np.ndarray, windows_per_batch: int = 8) -> torch.Tensor:
+    def forward(self, wav: np.ndarray) -> torch.Tensor:
         """Features of a whole clip.
 
         Args:
             wav: mono 16 kHz float32 waveform, at least 400 samples.
-            windows_per_batch: 30 s windows encoded together.
 
         Returns:
             ``[T, 5, C]`` float32 on the CPU, T = sum over windows of (frames in window) // 2.
         """
-        param = next(self.encoder.parameters())
-        mel = log_mel_spectrogram(wav)  # always float32 on the CPU, as the official
-        n_mel, win = mel.shape[1], self.window_frames
-        windows, keep = [], []
-        for seek in range(0, n_mel, win):
-            segment = mel[:, seek : seek + win]
-            keep.append(segment.shape[1] // 2)
-            windows.append(torch.nn.functional.pad(segment, (0, win - segment.shape[1])))
-        out = []
-        for start in range(0, len(windows), windows_per_batch):
-            batch = torch.stack(windows[start : start + windows_per_batch]).to(param.device, param.dtype)
-            out.append(self.encode_windows(batch).float().cpu())
-        states = torch.cat(out)
-        return torch.cat([states[w, : keep[w]] for w in range(len(keep))])
+        stream = self.stream(wav)
+        return stream.states(np.arange(stream.num_frames))
+
+
+class WhisperStream:
+    """Whisper states of one clip, computed one 30 s window at a time and kept for a few windows.
+
+    The log-mel is computed for the whole clip first (its normalisation uses the clip's maximum); each window
+    is zero-padded in log-mel space to 3000 frames, encoded, and keeps ``frames_in_window // 2`` states.
+    """
+
+    KEEP_WINDOWS = 3  # windows held at once (frames near a boundary read two)
+
+    def __init__(self, model: WhisperFeatures, wav: np.ndarray):
+        self.model = model
+        self.mel = log_mel_spectrogram(wav)  # always float32 on the CPU, as the official
+        self.win = model.window_frames
+        n_mel = self.mel.shape[1]
+        self.keep = [(min(seek + self.win, n_mel) - seek) // 2 for seek in range(0, n_mel, self.win)]
+        self.num_frames = sum(self.keep)  # encoder frames, 50 Hz
+        self._windows: dict[int, torch.Tensor] = {}
+
+    @torch.no_grad()
+    def _window(self, w: int) -> torch.Tensor:
+        if w not in self._windows:
+            param = next(self.model.encoder.parameters())
+            segment = self.mel[:, w * self.win : (w + 1) * self.win]
+            segment = F.pad(segment, (0, self.win - segment.shape[1]))[None].to(param.device, param.dtype)
+            self._windows[w] = self.model.encode_windows(segment)[0, : self.keep[w]].float().cpu()
+            while len(self._windows) > self.KEEP_WINDOWS:
+                self._windows.pop(min(self._windows))
+        return self._windows[w]
+
+    def states(self, frames: np.ndarray) -> torch.Tensor:
+        """``[len(frames), 5, C]`` states of encoder frames (50 Hz indices)."""
+        half = self.win // 2
+        frames = np.asarray(frames)
+        out = torch.empty(len(frames), NUM_STATES, self.model.encoder.config.d_model)
+        for w in np.unique(frames // half):
+            sel = np.flatnonzero(frames // half == w)
+            out[sel] = self._window(int(w))[torch.from_numpy(frames[sel] % half)]
+        return out
+
+    def tokens(self, frame_indices) -> torch.Tensor:
+        """UNet conditioning ``[B, 50, C]`` for 25 fps video frames (see `audio_tokens`)."""
+        idx = chunk_indices(self.num_frames, frame_indices)
+        states = self.states(idx.reshape(-1)).view(len(idx), -1, self.model.encoder.config.d_model)
+        return states + positional_encoding(TOKENS_PER_FRAME, states.shape[-1])

@@ -120,8 +120,40 @@ def build_parser() -> argparse.ArgumentParser:
     edit.add_argument("--feather", type=float, help="paste-back feather, fraction of the face context (default 0.1)")
     edit.add_argument("--max-seconds", type=float, help="refuse voice tracks longer than this")
     edit.add_argument("--lossless", action="store_true", default=None, help="lossless RGB H.264 output (large)")
+    edit.add_argument(
+        "--no-cache",
+        dest="cache",
+        action="store_false",
+        default=None,
+        help="do not reuse or store the per-video work (faces, 3D fits, latents, masks)",
+    )
+    edit.add_argument("--cache-dir", metavar="DIR", help="per-video cache folder (default: ~/.cache/joygen)")
     edit.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
+    bench = sub.add_parser("bench", help="frames per second of every stage, at real size with random weights")
+    bench.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    bench.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], help="default: fp16 on CUDA, fp32 on CPU")
+    bench.add_argument("--frames", type=int, default=250, help="clip length in frames at 25 fps (default 250 = 10 s)")
+    bench.add_argument("--size", choices=["real", "tiny"], default="real", help="model sizes (default real)")
+    bench.add_argument("--batch-size", type=int, help="frames per batch (default 32 on CUDA, 8 on CPU)")
+    bench.add_argument("--video", help="clip to use (default: the bundled example, looped)")
+    bench.add_argument("--audio", help="voice to use (default: the bundled example speech, looped)")
+    bench.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    batch = sub.add_parser(
+        "batch",
+        help="edit a list of (video, audio) pairs, resumably, across processes or machines",
+        description="Edit every (video, audio) pair of PAIRS into OUTPUT_DIR. Pairs already done are skipped. "
+        "Run it under torchrun / accelerate launch to split the list over processes.",
+    )
+    batch.add_argument("pairs", metavar="PAIRS", help="CSV (or .tsv) with columns video, audio[, output]")
+    batch.add_argument("--output-dir", required=True, metavar="DIR")
+    _add_weight_args(batch)
+    batch.add_argument("--device", default="auto", help="cpu, cuda or auto (default: the GPU of LOCAL_RANK)")
+    batch.add_argument("--rank", type=int, help="this process's rank (default: $RANK or 0)")
+    batch.add_argument("--world-size", type=int, help="number of processes (default: $WORLD_SIZE or 1)")
+    batch.add_argument("--no-depth", dest="use_depth", action="store_false", default=None, help="the no-depth mode")
+    batch.add_argument("--batch-size", type=int, help="frames per model batch (default 8)")
+    batch.add_argument("--crf", type=int, help="H.264 quality (default 18)")
     weights = sub.add_parser("weights", help="manage model weights").add_subparsers(
         dest="weights_command", required=True
     )
@@ -163,6 +195,8 @@ def cmd_edit(args: argparse.Namespace) -> int:
         feather=args.feather,
         max_seconds=args.max_seconds,
         lossless=args.lossless,
+        cache=args.cache,
+        cache_dir=args.cache_dir,
         use_depth=args.use_depth,
         seed=args.seed,
         temperature=args.temperature,
@@ -196,6 +230,25 @@ def cmd_edit(args: argparse.Namespace) -> int:
     total = sum(result.timings.values())
     print(f"wrote {result.video} ({result.num_frames} frames at {result.fps} fps) in {total:.1f} s")
     return 0
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    from .batch import launcher_rank, read_pairs, run_batch
+    from .config import PipelineConfig
+    from .pipeline import JoyGenPipeline
+
+    pairs = read_pairs(args.pairs)
+    rank, world, local = launcher_rank(args.rank, args.world_size)
+    device = _device(args.device)
+    if device == "cuda":
+        device = f"cuda:{local}"
+    config = PipelineConfig().with_options(use_depth=args.use_depth, batch_size=args.batch_size, crf=args.crf)
+    pipe = JoyGenPipeline.from_pretrained(
+        args.weights, repo_id=args.weights_repo, revision=args.weights_revision, device=device, config=config
+    )
+    counts = run_batch(pairs, args.output_dir, pipe, config, rank, world, log=lambda m: print(m, flush=True))
+    print(f"[rank {rank}/{world}] done {counts['done']}, skipped {counts['skipped']}, failed {counts['failed']}")
+    return 0 if counts["failed"] == 0 else EXIT_ERROR
 
 
 def cmd_weights(args: argparse.Namespace) -> int:
@@ -240,6 +293,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "edit":
             return cmd_edit(args)
+        if args.command == "batch":
+            return cmd_batch(args)
+        if args.command == "bench":
+            from .bench import main as bench_main
+
+            args.device = _device(args.device)
+            return bench_main(args)
         return cmd_weights(args)
     except JoyGenError as exc:
         print(f"joygen: error: {exc}", file=sys.stderr)

@@ -20,6 +20,8 @@ class VideoConfig:
     audio_bitrate: str = "192k"  # AAC bitrate of the output
     max_seconds: float | None = None  # refuse voice tracks longer than this (None: no limit; the app sets one)
     lossless: bool = False  # lossless RGB H.264 (libx264rgb, crf 0): exact frames, large, not for browsers
+    cache: bool = True  # reuse the per-video work (faces, 3D fits, latents, masks) across voice tracks
+    cache_dir: str | None = None  # where (None: $JOYGEN_CACHE_DIR or ~/.cache/joygen)
 
 
 @dataclass(frozen=True)

@@ -90,19 +90,21 @@ class HubertFeatures(nn.Module):
         param = next(self.model.parameters())
         x = torch.from_numpy(normalise(channel0))
         n = len(x)
-        pieces = []
         starts = list(range(0, n // HUBERT_WINDOW * HUBERT_WINDOW, HUBERT_WINDOW))
         windows = [(s, s + HUBERT_WINDOW - HUBERT_HOP + HUBERT_RECEPTIVE) for s in starts]
         if n - len(starts) * HUBERT_WINDOW >= HUBERT_RECEPTIVE:
             windows.append((len(starts) * HUBERT_WINDOW, n))
+        t50 = max(0, (n - HUBERT_EDGE) // HUBERT_HOP)
+        # Filled window by window; rows past the last window (at most one) and the padding stay zero.
+        feats = torch.zeros(hubert_frames(n), self.model.config.hidden_size)
+        row = 0
         for s, e in windows:
             chunk = x[s:e][None].to(param.device, param.dtype)
-            pieces.append(self.model(chunk).last_hidden_state[0].float().cpu())
-        t50 = max(0, (n - HUBERT_EDGE) // HUBERT_HOP)
-        feats = torch.cat(pieces)[:t50] if pieces else torch.zeros(0, self.model.config.hidden_size)
-        if len(feats) < t50:  # one frame short at a window edge: pad with zeros
-            feats = torch.cat([feats, feats.new_zeros(t50 - len(feats), feats.shape[1])])
-        return torch.cat([feats, feats.new_zeros(hubert_frames(n) - t50, feats.shape[1])])
+            out = self.model(chunk).last_hidden_state[0]
+            take = min(len(out), t50 - row)
+            feats[row : row + take] = out[:take].float().cpu()
+            row += take
+        return feats
 
 
 @dataclass
@@ -110,8 +112,8 @@ class Motion:
     """Stage-1 output."""
 
     expressions: np.ndarray  # [N, 64] float32, 25 fps
-    hubert: torch.Tensor  # [2N, 1024] 50 Hz features (zero-padded)
     f0: np.ndarray  # [2N] Hz
+    hubert: torch.Tensor | None = None  # [2N, 1024] 50 Hz features (zero-padded), when asked for
 
 
 class AudioToMotion(nn.Module):
@@ -134,6 +136,7 @@ class AudioToMotion(nn.Module):
         temperature: float = 0.2,
         mouth_amp: float = 0.45,
         hubert_input: str = "channel0",
+        keep_features: bool = False,
     ) -> Motion:
         """Expressions for a voice track.
 
@@ -141,6 +144,7 @@ class AudioToMotion(nn.Module):
             audio: ``[samples]`` or ``[samples, channels]`` float32 16 kHz.
             seed, temperature, mouth_amp: the official sampling settings (0, 0.2, 0.45).
             hubert_input: "channel0" (official) or "mix" (the channel mean) for HuBERT.
+            keep_features: also return the HuBERT features (``[2N, 1024]``; large for long audio).
 
         Returns:
             `Motion` with ``[hubert_frames // 2, 64]`` expressions.
@@ -161,7 +165,7 @@ class AudioToMotion(nn.Module):
         exp = self.audio2secc(
             features[None].to(param), torch.from_numpy(f0)[None].to(param), noise, temperature, mouth_amp
         )
-        return Motion(exp[0].float().cpu().numpy(), features, f0)
+        return Motion(exp[0].float().cpu().numpy(), f0, features if keep_features else None)
 
 
 # -- the lip trajectory ------------------------------------------------------------------------------
@@ -174,6 +178,8 @@ DM_TO_MM = 100.0
 def lip_trajectory(face_model, expressions: np.ndarray) -> dict[str, np.ndarray]:
     """Mouth opening and width (mm) of the BFM mean face carrying each frame's expression.
 
+    Only the four lip vertices are evaluated, so a long clip costs ``[N, 12]`` numbers, not whole meshes.
+
     Args:
         face_model: `joygen.face_model.FaceModel`.
         expressions: ``[N, 64]``.
@@ -181,12 +187,13 @@ def lip_trajectory(face_model, expressions: np.ndarray) -> dict[str, np.ndarray]
     Returns:
         ``{"time_s", "mouth_open_mm", "mouth_width_mm"}``, each ``[N]``.
     """
-    exp = torch.as_tensor(expressions, dtype=torch.float32, device=face_model.mean_shape.device)
-    zeros = torch.zeros(len(exp), 80, device=exp.device)
+    ids = face_model.index468[[UPPER_LIP, LOWER_LIP, MOUTH_LEFT, MOUTH_RIGHT]]
+    rows = (3 * ids[:, None] + torch.arange(3, device=ids.device)).reshape(-1)  # x, y, z rows of each vertex
+    exp = torch.as_tensor(np.asarray(expressions), dtype=torch.float32, device=ids.device)
     with torch.no_grad():
-        lm = face_model.shape(zeros, exp)[:, face_model.index468].cpu().numpy()
-    opening = np.linalg.norm(lm[:, UPPER_LIP] - lm[:, LOWER_LIP], axis=1) * DM_TO_MM
-    width = np.linalg.norm(lm[:, MOUTH_LEFT] - lm[:, MOUTH_RIGHT], axis=1) * DM_TO_MM
+        points = (face_model.mean_shape[rows] + exp @ face_model.exp_base[rows].T).view(-1, 4, 3).cpu().numpy()
+    opening = np.linalg.norm(points[:, 0] - points[:, 1], axis=1) * DM_TO_MM
+    width = np.linalg.norm(points[:, 2] - points[:, 3], axis=1) * DM_TO_MM
     return {"time_s": np.arange(len(exp)) / 25.0, "mouth_open_mm": opening, "mouth_width_mm": width}
 
 
@@ -203,5 +210,5 @@ def loudness(wav: np.ndarray, num_frames: int, fps: int = 25) -> dict[str, np.nd
     if usable < num_frames and len(wav) > usable * hop:
         tail = wav[usable * hop :]
         frames[usable, : len(tail)] = tail[:hop]
-    rms = np.sqrt((frames.astype(np.float64) ** 2).mean(axis=1))
+    rms = np.sqrt(np.einsum("ij,ij->i", frames, frames, dtype=np.float64) / hop)
     return {"time_s": np.arange(num_frames) / fps, "loudness_db": 20 * np.log10(np.maximum(rms, 1e-5))}

@@ -9,11 +9,15 @@ The CLI (`python -m joygen edit`) and the Gradio app are thin layers over this c
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import shutil
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +25,7 @@ import cv2
 import numpy as np
 import torch
 
-from .audio_features import WhisperFeatures, audio_tokens
+from .audio_features import WhisperFeatures, WhisperStream
 from .blending import EditFader, context_box, crop_padded, paste_back, side_by_side_frame
 from .config import PipelineConfig
 from .dwpose import DWPose
@@ -36,14 +40,16 @@ from .mouth_depth import MouthDepth, MouthDepthResult
 from .mtcnn import MTCNN
 from .report import Progress, ProgressCallback, StageTimer, now_iso, versions
 from .timeline import FPS, Timeline
-from .video import SourceFrames, VideoWriter
-from .weights import DEPTH_ARTIFACTS, EDITOR_ARTIFACTS, MOTION_ARTIFACTS, WeightSet, WeightsLocator
+from .video import SourceFrames, ThreadedWriter, VideoWriter, prefetch
+from .video_cache import FrameWork, VideoCache, default_cache_dir, file_digest
+from .weights import DEPTH_ARTIFACTS, EDITOR_ARTIFACTS, MOTION_ARTIFACTS, WeightSet, WeightsLocator, file_sha256
 
 PreviewCallback = Callable[[str, object], None]  # (kind, data): "trajectory" dict, "depth" list of previews
 TINY_WARNING = "tiny random weights: this output is meaningless (a smoke test of the code paths)"
 NO_DEPTH_HINT = "or run without the 3D stage: `--no-depth` (the official 'no depth' mode)"
 MAX_PREVIEWS = 8  # depth previews kept in the output, spread over the clip
 SIDE_BY_SIDE_HEIGHT = 720  # px; the side-by-side video is scaled down to at most this height
+CPU_WORKERS = min(8, os.cpu_count() or 1)  # threads for per-frame image work (alignment, warps, blending)
 
 
 @dataclass
@@ -53,11 +59,46 @@ class DepthPreview:
     depth: np.ndarray  # (256, 256, 3) uint8 depth image the editor received
 
 
-@dataclass
-class BatchEdit:
-    frames: list[np.ndarray | None]  # edited frame, or None where the source passes through
-    crops: np.ndarray | None = None  # [K, 256, 256, 3] face crops of the edited frames
-    generated: np.ndarray | None = None  # [K, 256, 256, 3] editor outputs
+class FrameLog:
+    """What happened to each output frame, kept compact (arrays, not per-frame objects) for long clips."""
+
+    def __init__(self, n: int, keep_faces: bool, with_3d: bool):
+        self.no_face: list[int] = []
+        self.faces: list[dict] | None = [] if keep_faces else None  # faces.json, only for --intermediates
+        self.lips = np.full((n, len(OUTER_LIP_468), 2), np.nan, np.float32) if with_3d else None
+        self.jaw = np.full((n, 17, 2), np.nan, np.float32) if with_3d else None
+
+    def add(self, indices, sources, works, todo, depths) -> None:
+        for i, src, w in zip(indices, sources, works):
+            if w.face is None:
+                self.no_face.append(i)
+            if self.faces is not None:
+                self.faces.append({"frame": i, "source_frame": src, "face": w.face.to_dict() if w.face else None})
+        if self.lips is not None:
+            for j, k in enumerate(todo[: len(depths)]):
+                d, box = depths[j], works[k].face.box
+                self.lips[indices[k]] = d.landmarks468[list(OUTER_LIP_468)] + box[:2]
+                self.jaw[indices[k]] = d.landmarks68[:17]
+
+    def trajectory(self) -> dict:
+        """Per-frame lip (20 outer-lip points) and jaw (17 points) positions of the edited mesh, frame px."""
+        return {"lips": self.lips, "jaw": self.jaw}
+
+
+def face_crop(frame: np.ndarray, face: Face) -> np.ndarray:
+    """The editor's input: the face box cut out (black past the frame) and resized to 256x256 (Lanczos)."""
+    return cv2.resize(crop_padded(frame, face.crop_box), (FACE_SIZE, FACE_SIZE), interpolation=cv2.INTER_LANCZOS4)
+
+
+def context_crop(frame: np.ndarray, face: Face, expand: float) -> np.ndarray:
+    """The square around the face that the paste-back parses."""
+    return crop_padded(frame, context_box(face.crop_box, expand))
+
+
+def _jsonable(value):
+    if isinstance(value, np.ndarray):
+        return [None if v is None else v for v in np.where(np.isnan(value), None, np.round(value, 2)).tolist()]
+    return value
 
 
 @dataclass
@@ -170,6 +211,7 @@ class JoyGenPipeline:
         self.motion = motion
         self.depth = depth
         self.device, self.dtype = torch.device("cpu"), torch.float32
+        self._session = uuid.uuid4().hex  # names this instance's cache entries when its models are not files
 
     @classmethod
     def from_pretrained(
@@ -324,7 +366,7 @@ class JoyGenPipeline:
         # 3. Audio features for the editor (Whisper, 50 Hz).
         bar("audio_features", 0, 1)
         with timer("audio_features"):
-            features = self.whisper(wav)
+            features = self.whisper.stream(wav)  # windows are encoded as the frames reach them
 
         # 4. Audio to expression (stage 1), which drives the mouth depth.
         motion = None
@@ -337,67 +379,73 @@ class JoyGenPipeline:
                 motion = self.motion(channels, m.seed, m.temperature, m.mouth_amp, m.hubert_input)
                 curves = lip_trajectory(self.depth.face_model, motion.expressions[: timeline.num_frames])
             trajectory.update({k: np.round(v, 4).tolist() for k, v in curves.items() if k != "time_s"})
-            trajectory["frames"] = []
         if preview:
             preview("trajectory", trajectory)
 
-        # 5-8. Per batch of frames: faces, mouth depth, edit, paste back, fade, encode.
+        # 5-8. Per batch of frames: faces (or the video cache), mouth depth, edit, paste back, fade, encode.
         own_work = work_dir is None
         work = Path(tempfile.mkdtemp(prefix="joygen-")) if own_work else Path(work_dir)
         work.mkdir(parents=True, exist_ok=True)
-        writer: VideoWriter | None = None
-        sbs: VideoWriter | None = None
+        with timer("video_cache"):
+            cache = self._video_cache(video, cfg) if cfg.video.cache else None
+        writer: ThreadedWriter | None = None
+        sbs: ThreadedWriter | None = None
         fader = EditFader(cfg.face.crossfade_frames)
-        no_face: list[int] = []
-        frame_log: list[dict] = []
-        previews: list[DepthPreview] = []
         n = timeline.num_frames
+        log = FrameLog(n, intermediates is not None, use_depth)
+        previews: list[DepthPreview] = []
         preview_at = set(np.linspace(0, n - 1, min(n, MAX_PREVIEWS)).round().astype(int).tolist())
         source = SourceFrames(vinfo, work)
         source_iter = source.frames(n)
+        decoded = prefetch(enumerate(source_iter))
+        pool = ThreadPoolExecutor(CPU_WORKERS, thread_name_prefix="joygen-cpu")
         try:
-            for batch in _batches(timer.iterate("video_decode", enumerate(source_iter)), cfg.editor.batch_size):
+            for batch in _batches(timer.iterate("video_decode", decoded), cfg.editor.batch_size):
                 indices = [i for i, _ in batch]
+                sources = [src for _, (src, _) in batch]
                 frames = [frame for _, (_, frame) in batch]
-                with timer("face_detection"):
-                    faces = self.face_detector(frames)
-                todo = [k for k, face in enumerate(faces) if face is not None]
+                works = self._prepare(frames, sources, cfg, cache, timer, pool)
+                todo = [k for k, w in enumerate(works) if w.face is not None]
                 depths: list[MouthDepthResult] = []
                 if use_depth and todo:
                     with timer("mouth_depth"):
-                        exp = motion.expressions[[indices[k] for k in todo]]
-                        depths = self.depth([frames[k] for k in todo], [faces[k] for k in todo], exp)
-                batch_edit = self._edit_batch(indices, frames, faces, todo, depths, features, cfg, timer)
-                edited = batch_edit.frames
+                        depths = self.depth.render(
+                            np.stack([works[k].coeffs for k in todo]),
+                            [works[k].alignment for k in todo],
+                            [works[k].face for k in todo],
+                            motion.expressions[[indices[k] for k in todo]],
+                            pool,
+                        )
+                edited, generated = self._edit_batch(indices, frames, works, todo, depths, features, cfg, timer, pool)
                 if writer is None:
                     h, w = frames[0].shape[:2]
-                    writer = self._writer(work / "edited.mp4", w, h, audio, ainfo, cfg)
+                    writer = ThreadedWriter(self._writer(work / "edited.mp4", w, h, audio, ainfo, cfg))
                     if side_by_side:
                         sh = min(h, SIDE_BY_SIDE_HEIGHT) // 2 * 2
-                        sbs = self._writer(
-                            work / "side_by_side.mp4", 2 * round(w * sh / h / 2) * 2, sh, audio, ainfo, cfg
-                        )
+                        sw = 2 * round(w * sh / h / 2) * 2
+                        sbs = ThreadedWriter(self._writer(work / "side_by_side.mp4", sw, sh, audio, ainfo, cfg))
                 with timer("video_encode"):
                     for frame, result in zip(frames, edited):
                         for src, ready in fader.push(frame, result):
                             writer.write(ready)
                             if sbs is not None:
                                 sbs.write(side_by_side_frame(src, ready, sbs.size[1]))
-                self._log_batch(indices, batch, faces, todo, depths, edited, frame_log, no_face, trajectory)
-                new = [
-                    DepthPreview(indices[k], batch_edit.crops[j], depths[j].depth256)
-                    for j, k in enumerate(todo)
-                    if depths and indices[k] in preview_at
-                ]
-                if new:
-                    previews += new
+                log.add(indices, sources, works, todo, depths)
+                wanted = [j for j, k in enumerate(todo) if depths and indices[k] in preview_at]
+                if wanted:
+                    previews += [
+                        DepthPreview(
+                            indices[todo[j]], face_crop(frames[todo[j]], works[todo[j]].face), depths[j].depth256
+                        )
+                        for j in wanted
+                    ]
                     if preview:
                         preview("depth", list(previews))
                 if inter is not None:
                     with timer("intermediates"):
-                        self._save_intermediates(inter, indices, todo, batch_edit, depths)
+                        self._save_intermediates(inter, indices, frames, works, todo, generated, depths)
                 bar("edit", indices[-1] + 1, n)
-            if len(no_face) == n:
+            if len(log.no_face) == n:
                 raise NoFaceError(
                     f"no face found in any of the {n} frames of '{video}'; joygen needs a clearly visible, "
                     "roughly frontal face (at least 50 px wide)"
@@ -420,10 +468,17 @@ class JoyGenPipeline:
                     w.abort()
             raise
         finally:
+            decoded.close()
             source_iter.close()
+            pool.shutdown()
+            if cache is not None:
+                cache.flush()  # also after a failure: finished frames stay reusable
             bar.close()
             if own_work:
                 shutil.rmtree(work, ignore_errors=True)
+        no_face = log.no_face
+        if use_depth:
+            trajectory.update(log.trajectory())
 
         # 9. Report.
         if no_face:
@@ -448,8 +503,8 @@ class JoyGenPipeline:
             Path(report).parent.mkdir(parents=True, exist_ok=True)
             Path(report).write_text(json.dumps(result.report, indent=2) + "\n")
         if inter is not None:
-            (inter / "faces.json").write_text(json.dumps(frame_log, indent=1))
-            (inter / "lip_trajectory.json").write_text(json.dumps(trajectory))
+            (inter / "faces.json").write_text(json.dumps(log.faces, indent=1))
+            (inter / "lip_trajectory.json").write_text(json.dumps({k: _jsonable(v) for k, v in trajectory.items()}))
             if motion is not None:
                 np.save(inter / "expressions.npy", motion.expressions)
         bar("done", 1, 1)
@@ -457,49 +512,91 @@ class JoyGenPipeline:
 
     # -- steps ---------------------------------------------------------------------------------------
 
+    def _prepare(
+        self,
+        frames: list[np.ndarray],
+        sources: list[int],
+        cfg: PipelineConfig,
+        cache: VideoCache | None,
+        timer: StageTimer,
+        pool: ThreadPoolExecutor,
+    ) -> list[FrameWork]:
+        """The voice-independent work of each frame: from the video cache, or computed (and cached)."""
+        need_coeffs = cfg.editor.use_depth
+        works = [cache.get(src, need_coeffs) if cache is not None else None for src in sources]
+        missing = [k for k, w in enumerate(works) if w is None]
+        if not missing:
+            return works
+        with timer("face_detection"):
+            faces = self.face_detector([frames[k] for k in missing])
+        for k, face in zip(missing, faces):
+            works[k] = FrameWork(face)
+        found = [k for k, face in zip(missing, faces) if face is not None]
+        if found:
+            found_frames, found_faces = [frames[k] for k in found], [works[k].face for k in found]
+            with timer("crop"):
+                crops = np.stack(list(pool.map(face_crop, found_frames, found_faces)))
+                contexts = list(pool.map(context_crop, found_frames, found_faces, [cfg.blend.expand] * len(found)))
+            with timer("reference_latents"):
+                latents = self.editor.reference_latents(crops).float().cpu().numpy()
+            with timer("face_parsing"):
+                parsing = self.face_parser(contexts)
+            for j, k in enumerate(found):
+                works[k].latents, works[k].parsing = latents[j], parsing[j]
+            if need_coeffs:
+                with timer("reconstruction"):
+                    coeffs, alignments = self.depth.coefficients(found_frames, found_faces, pool)
+                for j, k in enumerate(found):
+                    works[k].coeffs, works[k].alignment = coeffs[j], alignments[j]
+        if cache is not None:
+            for k in missing:
+                cache.put(sources[k], works[k])
+        return works
+
     def _edit_batch(
         self,
         indices: list[int],
         frames: list[np.ndarray],
-        faces: list[Face | None],
+        works: list[FrameWork],
         todo: list[int],
         depths: list[MouthDepthResult],
-        features: torch.Tensor,
+        features: WhisperStream,
         cfg: PipelineConfig,
         timer: StageTimer,
-    ) -> BatchEdit:
-        """Re-draw the mouth of every frame in ``todo``; the others get None (pass-through)."""
+        pool: ThreadPoolExecutor,
+    ) -> tuple[list[np.ndarray | None], np.ndarray | None]:
+        """Re-draw the mouth of every frame in ``todo``; the others get None (pass-through).
+
+        Returns:
+            The edited frames (None = pass-through) and the generated 256 faces of ``todo``.
+        """
         out: list[np.ndarray | None] = [None] * len(frames)
         if not todo:
-            return BatchEdit(out)
-        with timer("crop"):
-            boxes = [faces[k].crop_box for k in todo]
-            crops = np.stack(
-                [
-                    cv2.resize(crop_padded(frames[k], box), (FACE_SIZE, FACE_SIZE), interpolation=cv2.INTER_LANCZOS4)
-                    for k, box in zip(todo, boxes)
-                ]
-            )
+            return out, None
+        editor = self.editor
         with timer("generate"):
-            tokens = audio_tokens(features, [indices[k] for k in todo]).to(self.editor.device)
-            depth_images = np.stack([d.depth256 for d in depths]) if depths else None
-            generated = self.editor(crops, tokens, depth_images)
-        with timer("face_parsing"):
-            parsing = self.face_parser(
-                [crop_padded(frames[k], context_box(box, cfg.blend.expand)) for k, box in zip(todo, boxes)]
+            reference = torch.from_numpy(np.stack([works[k].latents for k in todo])).to(editor.device, editor.dtype)
+            depth = editor.depth_latents(np.stack([d.depth256 for d in depths]) if depths else None, len(todo))
+            tokens = features.tokens([indices[k] for k in todo]).to(editor.device)
+            generated = editor.decode(editor.generate(torch.cat([reference, depth], dim=1), tokens))
+        b = cfg.blend
+
+        def blend(j: int) -> np.ndarray:
+            w = works[todo[j]]
+            return paste_back(
+                frames[todo[j]],
+                generated[j],
+                w.face.crop_box,
+                w.parsing,
+                expand=b.expand,
+                upper_boundary_ratio=b.upper_boundary_ratio,
+                feather=b.feather,
             )
+
         with timer("blend"):
-            for j, (k, box) in enumerate(zip(todo, boxes)):
-                out[k] = paste_back(
-                    frames[k],
-                    generated[j],
-                    box,
-                    parsing[j],
-                    expand=cfg.blend.expand,
-                    upper_boundary_ratio=cfg.blend.upper_boundary_ratio,
-                    feather=cfg.blend.feather,
-                )
-        return BatchEdit(out, crops, generated)
+            for j, frame in enumerate(pool.map(blend, range(len(todo)))):
+                out[todo[j]] = frame
+        return out, generated
 
     @staticmethod
     def _writer(path: Path, w: int, h: int, audio, ainfo: MediaInfo, cfg: PipelineConfig) -> VideoWriter:
@@ -519,32 +616,31 @@ class JoyGenPipeline:
         )
 
     @staticmethod
-    def _log_batch(indices, batch, faces, todo, depths, edited, frame_log, no_face, trajectory) -> None:
-        depth_of = dict(zip(todo, depths))
-        for k, ((i, (src, _)), face) in enumerate(zip(batch, faces)):
-            if face is None:
-                no_face.append(i)
-            frame_log.append({"frame": i, "source_frame": src, "face": face.to_dict() if face else None})
-            if "frames" in trajectory:  # the 3D stage ran
-                d = depth_of.get(k)
-                trajectory["frames"].append(
-                    None
-                    if d is None
-                    else {
-                        "frame": i,
-                        "lips": np.round(d.landmarks468[list(OUTER_LIP_468)] + face.box[:2], 2).tolist(),
-                        "jaw": np.round(d.landmarks68[:17], 2).tolist(),
-                    }
-                )
-
-    @staticmethod
-    def _save_intermediates(inter: Path, indices, todo, batch_edit: BatchEdit, depths) -> None:
+    def _save_intermediates(inter: Path, indices, frames, works, todo, generated, depths) -> None:
         for j, k in enumerate(todo):
             name = f"{indices[k]:06d}.png"
-            cv2.imwrite(str(inter / "face256" / name), batch_edit.crops[j][..., ::-1])
-            cv2.imwrite(str(inter / "generated256" / name), batch_edit.generated[j][..., ::-1])
+            cv2.imwrite(str(inter / "face256" / name), face_crop(frames[k], works[k].face)[..., ::-1])
+            cv2.imwrite(str(inter / "generated256" / name), generated[j][..., ::-1])
             if depths:
                 cv2.imwrite(str(inter / "depth" / name), depths[j].depth256[..., 0])
+
+    def _video_cache(self, video, cfg: PipelineConfig) -> VideoCache:
+        """The cache entry of this video under every setting and weight file that shapes the per-video work."""
+        face = {k: v for k, v in dataclasses.asdict(cfg.face).items() if k != "crossfade_frames"}
+        weights = {
+            name: [file_sha256(p) for p in self.weights[name].files.values()]
+            for name in ("mtcnn", "dwpose", "vae", "face_parsing", "face_recon", "bfm")
+            if name in self.weights
+        }
+        fingerprint = {
+            "fps": FPS,
+            "face": face,
+            "expand": cfg.blend.expand,
+            "dtype": str(self.editor.dtype),
+            "weights": weights or {"process": self._session},  # models not from files: this process only
+        }
+        root = cfg.video.cache_dir or default_cache_dir()
+        return VideoCache(root, file_digest(video), fingerprint)
 
     @staticmethod
     def _place_output(made: Path, output: Path | None, video: str | Path) -> Path:

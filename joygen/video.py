@@ -227,3 +227,95 @@ class VideoWriter:
     def _stderr_tail(self) -> str:
         self._err.seek(0)
         return self._err.read().decode(errors="replace").strip()[-600:]
+
+
+_DONE = object()
+
+
+def prefetch(iterable, depth: int = 16):
+    """Run ``iterable`` in a background thread, ``depth`` items ahead (decoding overlaps the models).
+
+    Exceptions are re-raised in the consumer; closing the generator stops the producer.
+    """
+    import queue
+    import threading
+
+    items: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce():
+        try:
+            for item in iterable:
+                while not stop.is_set():
+                    try:
+                        items.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            items.put(_DONE)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            items.put(exc)
+        finally:
+            close = getattr(iterable, "close", None)
+            if close is not None and stop.is_set():
+                close()
+
+    thread = threading.Thread(target=produce, daemon=True, name="joygen-decode")
+    thread.start()
+    try:
+        while True:
+            item = items.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
+class ThreadedWriter:
+    """A `VideoWriter` fed from a background thread (encoding overlaps the models), same interface."""
+
+    def __init__(self, writer: VideoWriter, depth: int = 16):
+        import queue
+        import threading
+
+        self.writer = writer
+        self.size, self.path = writer.size, writer.path
+        self._items: queue.Queue = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True, name="joygen-encode")
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            frame = self._items.get()
+            if frame is _DONE:
+                return
+            if self._error is None:
+                try:
+                    self.writer.write(frame)
+                except BaseException as exc:  # noqa: BLE001 - re-raised by write() / close()
+                    self._error = exc
+
+    def write(self, frame: np.ndarray) -> None:
+        if self._error is not None:
+            raise self._error
+        self._items.put(frame)
+
+    def close(self) -> None:
+        self._items.put(_DONE)
+        self._thread.join()
+        if self._error is not None:
+            self.writer.abort()
+            raise self._error
+        self.writer.close()
+
+    def abort(self) -> None:
+        self.writer.abort()  # stops ffmpeg first: writes still queued fail fast and are dropped
+        self._items.put(_DONE)
+        self._thread.join()

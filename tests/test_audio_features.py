@@ -112,3 +112,7 @@ def test_concurrent_calls_do_not_mix_their_states(golden, ref, wav):
     assert outs[0].shape == (250, 5, 384) and outs[1].shape == (150, 5, 384)
     assert rel_err(outs[2].numpy(), ref["features"]) <= TOL
     np.testing.assert_array_equal(outs[1].numpy(), outs[3].numpy())
+
+
+def test_blockwise_log_mel_equals_one_pass(wav):
+    np.testing.assert_array_equal(log_mel_spectrogram(wav, block=37).numpy(), log_mel_spectrogram(wav).numpy())

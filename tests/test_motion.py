@@ -227,8 +227,8 @@ def test_loader_copes_with_a_folder_without_config(golden, tmp_path):
 
 
 def test_hubert_can_hear_the_mix_instead_of_channel_zero(a2m, stereo):
-    official = a2m(stereo)
-    mixed = a2m(stereo, hubert_input="mix")
+    official = a2m(stereo, keep_features=True)
+    mixed = a2m(stereo, hubert_input="mix", keep_features=True)
     assert not np.array_equal(official.hubert.numpy(), mixed.hubert.numpy())  # the channels differ slightly
     np.testing.assert_array_equal(official.f0, mixed.f0)  # pitch always reads the mix
     with pytest.raises(ValueError):

@@ -118,8 +118,11 @@ def test_depth_mode_uses_the_audio_driven_mouth(tiny_pipeline, media, tmp_path):
     assert out.depth and out.report["mode"]["depth"] and out.report["mode"]["expression_rows"] == 28
     assert calls[0] == "trajectory" and "depth" in calls  # the trajectory comes before the video is done
     traj = out.trajectory
-    assert len(traj["mouth_open_mm"]) == out.num_frames == len(traj["frames"])
-    assert len(traj["frames"][0]["lips"]) == 20 and len(traj["frames"][0]["jaw"]) == 17
+    assert len(traj["mouth_open_mm"]) == out.num_frames == len(traj["lips"]) == len(traj["loudness_db"])
+    assert traj["lips"].shape[1:] == (20, 2) and traj["jaw"].shape[1:] == (17, 2)
+    assert np.isfinite(traj["lips"]).all()  # every frame has a face here
+    saved = json.loads((tmp_path / "inter" / "lip_trajectory.json").read_text())
+    assert len(saved["lips"]) == out.num_frames and len(saved["jaw"][0]) == 17
     assert len(list((tmp_path / "inter" / "depth").glob("*.png"))) == out.num_frames
     assert np.load(tmp_path / "inter" / "expressions.npy").shape == (28, 64)
     depth = out.depth_previews[0].depth
