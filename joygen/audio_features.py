@@ -268,6 +268,10 @@ class WhisperStream:
             out[sel] = self._window(int(w))[torch.from_numpy(frames[sel] % half)]
         return out
 
+    def window_states(self, w: int) -> torch.Tensor:
+        """``[frames_in_window // 2, 5, C]`` states of window ``w`` (for writing all of a clip's features)."""
+        return self._window(w)
+
     def tokens(self, frame_indices) -> torch.Tensor:
         """UNet conditioning ``[B, 50, C]`` for 25 fps video frames (see `audio_tokens`)."""
         idx = chunk_indices(self.num_frames, frame_indices)

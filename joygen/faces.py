@@ -42,6 +42,7 @@ class Face:
     mtcnn_box: tuple[float, float, float, float]
     landmarks68: np.ndarray | None = None  # (68, 2) DWPose face points, when DWPose ran
     box_source: str = "mtcnn"  # "landmarks" or "mtcnn"
+    faces_in_frame: int = 1  # how many faces MTCNN found in the frame (this one is the largest)
 
     @property
     def crop_box(self) -> Box:
@@ -115,5 +116,7 @@ class FaceDetector:
             box, source = select_box(mtcnn_box, landmarks.get(k), self.iou_threshold)
             x1, y1, x2, y2 = (int(v) for v in box)
             if x2 - x1 >= MIN_BOX_SIDE and y2 - y1 >= MIN_BOX_SIDE:
-                faces[k] = Face(box, det.points[0], float(det.probs[0]), mtcnn_box, landmarks.get(k), source)
+                faces[k] = Face(
+                    box, det.points[0], float(det.probs[0]), mtcnn_box, landmarks.get(k), source, len(det.boxes)
+                )
         return faces

@@ -223,6 +223,7 @@ class JoyGenPipeline:
         device: str | torch.device = "cpu",
         dtype: torch.dtype | None = None,
         config: PipelineConfig | None = None,
+        unet: str | Path | None = None,
     ) -> JoyGenPipeline:
         """Load every model the config needs.
 
@@ -232,14 +233,16 @@ class JoyGenPipeline:
             device: where the models run.
             dtype: dtype of the UNet, VAE and Whisper (default float32 on CPU, float16 on CUDA).
             config: default settings; ``config.editor.use_depth=False`` loads no 3D / audio-to-motion models.
+            unet: a diffusers UNet folder to use instead of the weights' editor UNet (e.g. a training checkpoint).
 
         Raises:
             WeightsError: listing every missing file and how to supply it.
         """
         config = config or PipelineConfig()
         locator = WeightsLocator(weights_dir, repo_id, revision)
+        names = [n for n in required_artifacts(config) if not (unet and n == "unet")]
         try:
-            weights = locator.resolve(required_artifacts(config))
+            weights = locator.resolve(names)
         except WeightsError as exc:
             if config.editor.use_depth and not all(locator.find(n) for n in EDITOR_ARTIFACTS):
                 raise
@@ -257,7 +260,7 @@ class JoyGenPipeline:
             motion = AudioToMotion.from_pretrained(weights["hubert"].folder, weights["audio2secc"].folder)
             depth = MouthDepth.from_pretrained(weights["face_recon"].path("epoch_20.pth"), weights["bfm"].folder)
         pipe = cls(
-            editor=MouthEditor.from_pretrained(weights["unet"].folder, weights["vae"].folder),
+            editor=MouthEditor.from_pretrained(unet or weights["unet"].folder, weights["vae"].folder),
             whisper=WhisperFeatures.from_pretrained(weights["whisper"].folder),
             face_detector=FaceDetector(mtcnn, dwpose, face.iou_threshold),
             face_parser=FaceParser.from_pretrained(weights["face_parsing"].path("79999_iter.pth")),

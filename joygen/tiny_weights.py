@@ -92,9 +92,16 @@ def _unet(folder: Path) -> None:
 
 
 def _vae(folder: Path) -> None:
+    """The scaling factor is set so that latents have unit standard deviation, the job 0.18215 does for the real
+    VAE (a random VAE's latents are on another scale; with 0.18215 they would be tiny)."""
     from diffusers import AutoencoderKL
 
-    AutoencoderKL(**TINY_VAE).save_pretrained(folder, safe_serialization=True)
+    vae = AutoencoderKL(**TINY_VAE)
+    noise = torch.rand(4, 3, 256, 256, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    with torch.no_grad():
+        spread = vae.encode(noise).latent_dist.mean.std().item()
+    vae.register_to_config(scaling_factor=round(1.0 / spread, 5))
+    vae.save_pretrained(folder, safe_serialization=True)
 
 
 def _whisper(folder: Path) -> None:

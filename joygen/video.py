@@ -77,6 +77,10 @@ class SourceFrames:
         self.width, self.height = info.video.width, info.video.height
         self.num_source_frames: int | None = None  # known once the decoder reached the end
 
+    def decode(self) -> Iterator[np.ndarray]:
+        """Every frame of the video once, in order, at 25 fps (no timeline, no ping-pong)."""
+        return self._decode()
+
     def _decode(self) -> Iterator[np.ndarray]:
         if self.info.still_image:
             frame = load_still_image(self.info.path)
