@@ -81,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     edit.add_argument("--output", "-o", required=True, help="mp4 file to write")
     _add_weight_args(edit)
+    edit.add_argument("--unet", metavar="DIR", help="a diffusers UNet folder to edit with (e.g. a training checkpoint)")
     edit.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     edit.add_argument(
         "--dtype",
@@ -154,6 +155,19 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--no-depth", dest="use_depth", action="store_false", default=None, help="the no-depth mode")
     batch.add_argument("--batch-size", type=int, help="frames per model batch (default 8)")
     batch.add_argument("--crf", type=int, help="H.264 quality (default 18)")
+    prep = sub.add_parser(
+        "prepare",
+        help="turn talking-face videos into an editor training set",
+        description="Prepare every video of VIDEOS (a folder or one file) into OUT_DIR, resumably per video.",
+    )
+    prep.add_argument("videos", metavar="VIDEOS")
+    prep.add_argument("out_dir", metavar="OUT_DIR")
+    _add_weight_args(prep)
+    prep.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
+    prep.add_argument("--min-span", type=int, default=7, help="shortest single-face run kept, in frames (default 7)")
+    prep.add_argument("--iou-threshold", type=float, default=0.7, help="landmark-box gate (official training: 0.7)")
+    train = sub.add_parser("train", help="train the editor UNet (use accelerate launch for several GPUs)")
+    train.add_argument("config", metavar="CONFIG", help="YAML training configuration (see configs/)")
     weights = sub.add_parser("weights", help="manage model weights").add_subparsers(
         dest="weights_command", required=True
     )
@@ -212,6 +226,7 @@ def cmd_edit(args: argparse.Namespace) -> int:
         device=_device(args.device),
         dtype=_dtype(args.dtype),
         config=config,
+        unet=args.unet,
     )
     if pipe.tiny_weights:
         print("joygen: warning: tiny random weights: the output is meaningless", file=sys.stderr)
@@ -249,6 +264,15 @@ def cmd_batch(args: argparse.Namespace) -> int:
     counts = run_batch(pairs, args.output_dir, pipe, config, rank, world, log=lambda m: print(m, flush=True))
     print(f"[rank {rank}/{world}] done {counts['done']}, skipped {counts['skipped']}, failed {counts['failed']}")
     return 0 if counts["failed"] == 0 else EXIT_ERROR
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from .prepare import PrepareConfig, prepare
+
+    config = PrepareConfig(iou_threshold=args.iou_threshold, min_span=args.min_span)
+    summary = prepare(args.videos, args.out_dir, args.weights, _device(args.device), config, log=print)
+    print(json.dumps(summary, indent=1))
+    return 0
 
 
 def cmd_weights(args: argparse.Namespace) -> int:
@@ -295,6 +319,12 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_edit(args)
         if args.command == "batch":
             return cmd_batch(args)
+        if args.command == "prepare":
+            return cmd_prepare(args)
+        if args.command == "train":
+            from .train import main as train_main
+
+            return train_main(args.config)
         if args.command == "bench":
             from .bench import main as bench_main
 
