@@ -189,15 +189,19 @@ def test_tiny_run_halves_the_loss_and_its_checkpoint_edits_a_clip(prepared, weig
     assert out.num_frames > 0 and not out.frames_without_face
 
 
+def _accelerate_train(launch_args: list[str], config: Path, threads: int) -> subprocess.CompletedProcess:
+    """``accelerate launch LAUNCH_ARGS -m joygen train CONFIG`` in a fresh process."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": str(threads)}
+    command = [sys.executable, "-m", "accelerate.commands.launch", *launch_args, "-m", "joygen", "train", str(config)]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+
+
 @pytest.mark.slow
 def test_accelerate_launch_runs_two_processes_and_resumes(prepared, weights, tmp_path):
     cfg = _config(prepared, weights, tmp_path / "run", steps=20, batch_size=2, lr=1e-3, log_every=5, save_every=10,
                   validate_every=0)  # fmt: skip
-    config = _write_config(tmp_path / "c.yaml", cfg)
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    accelerate = [sys.executable, "-m", "accelerate.commands.launch"]
-    run = subprocess.run([*accelerate, "--multi_gpu", "--num_processes", "2", "--main_process_port", "0", "-m", "joygen",
-                          "train", str(config)], env=env, capture_output=True, text=True, timeout=900)  # fmt: skip
+    run = _accelerate_train(["--multi_gpu", "--num_processes", "2", "--main_process_port", "0"],
+                            _write_config(tmp_path / "c.yaml", cfg), threads=1)  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
     assert "2 process(es)" in run.stdout + run.stderr and "MULTI_CPU" in run.stdout + run.stderr
     assert (tmp_path / "run" / "checkpoint-0000020" / "unet" / "config.json").is_file()
@@ -214,11 +218,10 @@ def test_plain_accelerate_launch_runs_twenty_steps(prepared, weights, tmp_path):
     """The literal `accelerate launch --num_processes 2`; without GPUs accelerate starts one process for it."""
     cfg = _config(prepared, weights, tmp_path / "run", steps=20, batch_size=2, lr=1e-3, log_every=5, save_every=20,
                   validate_every=0)  # fmt: skip
-    config = _write_config(tmp_path / "c.yaml", cfg)
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "2"}
-    run = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "-m", "joygen",
-                          "train", str(config)], env=env, capture_output=True, text=True, timeout=900)  # fmt: skip
+    run = _accelerate_train(["--num_processes", "2"], _write_config(tmp_path / "c.yaml", cfg), threads=2)
     assert run.returncode == 0, run.stderr[-3000:]
+    processes = 2 if torch.cuda.device_count() > 1 else 1  # accelerate goes multi-process only with several GPUs
+    assert f"{processes} process(es)" in run.stdout + run.stderr
     steps = [json.loads(line)["step"] for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert max(steps) == 20
     assert (tmp_path / "run" / "checkpoint-0000020" / "unet" / "diffusion_pytorch_model.safetensors").is_file()
