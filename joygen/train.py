@@ -185,7 +185,8 @@ class EditorDataset(Dataset):
         target, reference = self._face(folder, i), self._face(folder, j)
         # The coin and the displacement are always drawn, so a sample and its no-depth twin share every other
         # random choice (tests compare them).
-        has_depth = rng.random() >= cfg.depth_dropout if self.force_depth is None else self.force_depth
+        coin = bool(rng.random() >= cfg.depth_dropout)
+        has_depth = coin if self.force_depth is None else self.force_depth
         depth = np.zeros((FACE_SIZE, FACE_SIZE), np.uint8)
         if has_depth:
             crop = cv2.imread(str(folder / "depth" / f"{i:06d}.png"), cv2.IMREAD_GRAYSCALE)
