@@ -3,7 +3,6 @@
 import json
 import shutil
 import subprocess
-import time
 
 import numpy as np
 import pytest
@@ -24,7 +23,6 @@ def count_frames(path) -> int:
 
 @pytest.mark.slow
 def test_the_readme_command_on_the_demo_clip(tmp_path, demo_video, demo_audio):
-    start = time.monotonic()
     made = run_cli("weights", "tiny", "W", cwd=tmp_path)
     assert made.returncode == 0, made.stderr
     if (GOLDEN / "vision" / "mini_bfm").is_dir():  # the 3D stage's face model: the fixtures' mini-BFM
@@ -33,9 +31,7 @@ def test_the_readme_command_on_the_demo_clip(tmp_path, demo_video, demo_audio):
     run = run_edit(
         str(demo_video), str(demo_audio), "W", "o.mp4", "--report", "r.json", "--intermediates", "inter", cwd=tmp_path
     )
-    elapsed = time.monotonic() - start
     assert run.returncode == 0, run.stderr
-    assert elapsed < 180, f"took {elapsed:.0f} s"
     assert "meaningless" in run.stderr  # tiny weights are announced
     info = probe(tmp_path / "o.mp4")
     assert info.video.codec == "h264" and info.audio.codec == "aac"

@@ -1,7 +1,5 @@
 """The depth rasteriser and the official depth post-processing (shared/golden/vision/depth)."""
 
-import time
-
 import numpy as np
 import pytest
 import torch
@@ -146,22 +144,13 @@ def bfm_sized_mesh(batch: int) -> tuple[torch.Tensor, torch.Tensor]:
     return v, torch.from_numpy(tri)
 
 
-@pytest.mark.slow
-def test_real_size_mesh_under_15_ms_per_frame_and_linear():
-    def per_frame(batch):
-        v, f = bfm_sized_mesh(batch)
-        rasterize(v, f)  # warm-up
-        best = min(_timed(lambda: rasterize(v, f)) for _ in range(5))
-        return best / batch
-
-    small, large = per_frame(4), per_frame(16)
-    assert large * 1000 < 15, f"{large * 1000:.1f} ms per frame"
-    assert 0.6 < large / small < 1.6, f"per-frame cost {small * 1000:.1f} ms (4 frames) vs {large * 1000:.1f} ms (16)"
-    v, f = bfm_sized_mesh(1)
-    assert rasterize(v, f).mask.sum() > 15000  # the face covers the crop
-
-
-def _timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
+def test_a_real_size_mesh_renders_the_same_batched_and_alone():
+    # Speed is measured by `python -m joygen bench` (docs/performance.md), never asserted here.
+    v, f = bfm_sized_mesh(3)
+    batched = rasterize(v, f)
+    assert batched.mask[0].sum() > 15000  # the face covers the crop
+    for k in range(3):
+        alone = rasterize(v[k : k + 1], f)
+        assert torch.equal(alone.triangle[0], batched.triangle[k])  # integer ids: exact by construction
+        # the same float operations per pixel; only the batch layout differs
+        assert torch.allclose(alone.depth[0], batched.depth[k], rtol=0, atol=1e-6)

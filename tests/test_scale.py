@@ -59,17 +59,31 @@ def _same_length_voice(src: Path, out: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_a_second_voice_reuses_the_video_work_and_is_twice_as_fast(tiny_pipeline, demo_video, demo_wav, tmp_path):
+def test_a_second_voice_reuses_all_the_video_work(tiny_pipeline, demo_video, demo_wav, tmp_path, monkeypatch):
+    # The speed-up itself is measured by `python -m joygen bench` (docs/performance.md); here: no per-video
+    # model runs again. Each per-video model is counted at its entry point.
     cfg = tiny_pipeline.config.with_options(cache_dir=str(tmp_path / "cache"))
     other = _same_length_voice(demo_wav, tmp_path / "other.wav")
-    times = {}
-    for name, voice in (("first", demo_wav), ("second", other)):
-        start = time.perf_counter()
-        out = tiny_pipeline(demo_video, voice, tmp_path / f"{name}.mp4", config=cfg)
-        times[name] = time.perf_counter() - start
-        assert out.num_frames == 127
-    assert "face_detection" not in out.timings and "reference_latents" not in out.timings  # all from the cache
-    assert times["first"] >= 2 * times["second"], times
+    calls = {"detector": 0, "parser": 0, "recon": 0}
+    for name, obj, method in (
+        ("detector", tiny_pipeline.face_detector.mtcnn, "detect"),
+        ("parser", tiny_pipeline.face_parser, "forward"),
+        ("recon", tiny_pipeline.depth, "coefficients"),
+    ):
+        original = getattr(obj, method)
+
+        def counted(*args, _name=name, _original=original, **kwargs):
+            calls[_name] += 1
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(obj, method, counted)
+    first = tiny_pipeline(demo_video, demo_wav, tmp_path / "first.mp4", config=cfg)
+    assert first.num_frames == 127 and all(n > 0 for n in calls.values()), calls
+    calls.update(dict.fromkeys(calls, 0))
+    second = tiny_pipeline(demo_video, other, tmp_path / "second.mp4", config=cfg)
+    assert second.num_frames == 127
+    assert calls == {"detector": 0, "parser": 0, "recon": 0}  # everything per-video came from the cache
+    assert "face_detection" not in second.timings and "reference_latents" not in second.timings
 
 
 def test_cached_runs_give_the_same_video(tiny_pipeline, media, tmp_path):
@@ -139,7 +153,7 @@ def test_batch_resumes_after_an_interruption(tmp_path, media, tiny_weights):
     ]
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)  # fmt: skip
-    deadline = time.monotonic() + 300
+    deadline = time.monotonic() + 1800  # only a guard against a hang: no speed is asserted
     while not (out / "out_0.json").exists():  # interrupt once the first pair is finished
         assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.poll() else "timeout"
         time.sleep(0.2)
