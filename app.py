@@ -171,17 +171,21 @@ def edit(
     pipe = STATE.pipeline
     if pipe is None:
         raise gr.Error("The models are not loaded: " + STATE.problem, duration=None)
-    config = pipe.config.with_options(
-        seed=int(seed),
-        temperature=float(temperature),
-        mouth_amp=float(mouth_amp),
-        use_depth=bool(use_depth) and pipe.has_depth,
-        batch_size=max(1, int(batch_size)),
-        feather=float(feather),
-        crf=int(crf),
-    )
+    try:
+        config = pipe.config.with_options(
+            seed=int(seed),
+            temperature=float(temperature),
+            mouth_amp=float(mouth_amp),
+            use_depth=bool(use_depth) and pipe.has_depth,
+            batch_size=int(batch_size),
+            feather=float(feather),
+            crf=int(crf),
+        )
+    except (JoyGenError, TypeError, ValueError) as exc:
+        raise gr.Error(str(exc)) from None
     work = Path(tempfile.mkdtemp(prefix="joygen-app-"))
     events: queue.Queue = queue.Queue()
+    stop = threading.Event()  # set when the page cancels the job: the run stops before its next batch
 
     def run():
         try:
@@ -195,6 +199,7 @@ def edit(
                 side_by_side=work / "side_by_side.mp4",
                 progress=lambda stage, done, total: events.put(("progress", (stage, done, total))),
                 preview=lambda kind, data: events.put((kind, data)),
+                cancel=stop,
             )
             events.put(("done", result))
         except BaseException as exc:  # noqa: BLE001 - handed to the page as a readable message
@@ -238,6 +243,7 @@ def edit(
                 )
                 return
     finally:
+        stop.set()  # a cancelled job closes this generator: the worker stops before its next batch
         worker.join()
         shutil.rmtree(work, ignore_errors=True)  # Gradio has copied what it shows into its own cache
 

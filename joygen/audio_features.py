@@ -85,8 +85,18 @@ def chunk_indices(num_features: int, frame_indices: np.ndarray | list[int]) -> n
     return np.clip(centres + FRAME_OFFSETS[None, :], 0, num_features - 1)
 
 
+def tokens_from_states(states: torch.Tensor) -> torch.Tensor:
+    """``[B, 10, 5, C]`` states of each frame's 10 encoder frames -> ``[B, 50, C]`` UNet tokens.
+
+    Time-major (token ``5 j + s`` = state ``s`` of encoder frame ``j``), plus the positional encoding.
+    Every path to the UNet's audio tokens ends here (`audio_tokens`, `WhisperStream.tokens`).
+    """
+    tokens = states.flatten(1, 2)
+    return tokens + positional_encoding(TOKENS_PER_FRAME, tokens.shape[-1]).to(tokens)
+
+
 def audio_tokens(features: torch.Tensor, frame_indices: np.ndarray | list[int]) -> torch.Tensor:
-    """UNet conditioning for some video frames.
+    """UNet conditioning for some video frames, from a whole clip's states (`WhisperStream.tokens` streams).
 
     Args:
         features: ``[T, 5, C]`` Whisper states of the whole clip (50 Hz).
@@ -96,8 +106,7 @@ def audio_tokens(features: torch.Tensor, frame_indices: np.ndarray | list[int]) 
         ``[len(frame_indices), 50, C]``: 10 encoder frames x 5 states, time-major, plus positional encoding.
     """
     idx = torch.from_numpy(chunk_indices(features.shape[0], frame_indices)).to(features.device)
-    tokens = features[idx].flatten(1, 2)  # [B, 10, 5, C] -> [B, 50, C]
-    return tokens + positional_encoding(TOKENS_PER_FRAME, features.shape[-1]).to(tokens)
+    return tokens_from_states(features[idx])
 
 
 _OPENAI_TO_HF = [  # substring replacements, applied in order, from OpenAI's whisper names to transformers'
@@ -275,5 +284,4 @@ class WhisperStream:
     def tokens(self, frame_indices) -> torch.Tensor:
         """UNet conditioning ``[B, 50, C]`` for 25 fps video frames (see `audio_tokens`)."""
         idx = chunk_indices(self.num_frames, frame_indices)
-        states = self.states(idx.reshape(-1)).view(len(idx), -1, self.model.encoder.config.d_model)
-        return states + positional_encoding(TOKENS_PER_FRAME, states.shape[-1])
+        return tokens_from_states(self.states(idx.reshape(-1)).view(*idx.shape, NUM_STATES, -1))

@@ -24,8 +24,7 @@ from pathlib import Path
 
 import torch
 
-from .config import PipelineConfig
-from .media import run_ffmpeg
+from .media import ffmpeg_path, run_ffmpeg
 from .pipeline import JoyGenPipeline
 from .report import versions
 from .weights import PROJECT_ROOT, WeightSet
@@ -110,21 +109,32 @@ def prepare_clip(work: Path, frames: int, video: str | None, audio: str | None) 
             "-stream_loop",
             "-1",
             "-i",
-            str(video),
+            ffmpeg_path(video),
             "-frames:v",
             str(frames),
             "-an",
             *"-c:v libx264 -preset veryfast -crf 16".split(),
             "-y",
-            str(clip),
+            ffmpeg_path(clip),
         ],
         what="preparing the clip",
     )
     run_ffmpeg(
-        ["-stream_loop", "-1", "-i", str(audio), "-t", f"{seconds:.3f}", "-ac", "1", "-ar", "16000", "-y", str(voice)],
+        [
+            "-stream_loop",
+            "-1",
+            "-i",
+            ffmpeg_path(audio),
+            "-t",
+            f"{seconds:.3f}",
+            *"-ac 1 -ar 16000 -y".split(),
+            ffmpeg_path(voice),
+        ],
         what="preparing the voice",
     )
-    run_ffmpeg(["-i", str(voice), "-af", "areverse", "-y", str(other)], what="preparing the second voice")
+    run_ffmpeg(
+        ["-i", ffmpeg_path(voice), "-af", "areverse", "-y", ffmpeg_path(other)], what="preparing the second voice"
+    )
     return clip, voice, other
 
 
@@ -206,7 +216,7 @@ def run(
         clip, voice, other = prepare_clip(work, frames, video, audio)
         (work / "warmup").mkdir()
         warm_clip, warm_voice, _ = prepare_clip(work / "warmup", WARMUP_FRAMES, video, audio)
-        config = PipelineConfig().with_options(batch_size=batch, cache_dir=str(work / "cache"), preset="veryfast")
+        config = pipe.config.with_options(batch_size=batch, cache_dir=str(work / "cache"), preset="veryfast")
         log("warming up ...")
         pipe(warm_clip, warm_voice, work / "warmup.mp4", config=config.with_options(cache=False))
         results = {}

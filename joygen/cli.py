@@ -9,14 +9,27 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 import warnings
 
 from . import __version__
-from .errors import JoyGenError
+from .config import DTYPES
+from .errors import ConfigError, JoyGenError
 
 EXIT_ERROR = 1  # a problem explained on stderr
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
+EXIT_TERMINATED = 143  # 128 + SIGTERM
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a container stopping, a process manager), raised in the main thread so that every cleanup runs
+    exactly as for Ctrl-C: partial outputs and the work folder are removed."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one cleanup, even if the signal is sent again
+    raise Terminated()
 
 
 def _quiet_libraries() -> None:
@@ -62,6 +75,23 @@ def _add_weight_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights-revision", metavar="REV", help="revision of --weights-repo")
 
 
+def _option(p: argparse.ArgumentParser, name: str, *, flag: str | None = None, negate: bool = False, **kwargs) -> None:
+    """A flag for the config option ``name``, its help (and choices) read from `joygen.config`."""
+    from .config import option_fields, option_help
+
+    meta = option_fields()[name].metadata
+    flag = flag or "--" + name.replace("_", "-")
+    text = option_help(name)
+    if negate:  # a switch that turns a default-on option off
+        p.add_argument(flag, dest=name, action="store_false", default=None, help=meta["off_help"])
+    elif meta["kind"] is bool:
+        p.add_argument(flag, dest=name, action="store_true", default=None, help=text)
+    else:
+        if meta["choices"]:
+            kwargs.setdefault("choices", meta["choices"])
+        p.add_argument(flag, dest=name, help=text, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m joygen",
@@ -79,56 +109,32 @@ def build_parser() -> argparse.ArgumentParser:
     edit.add_argument(
         "--audio", required=True, help="new voice track (wav, mp3, m4a, ogg, flac, or a video with sound)"
     )
-    edit.add_argument("--output", "-o", required=True, help="mp4 file to write")
+    edit.add_argument(
+        "--output", "-o", required=True, help="mp4 file to write (not a folder); it appears only once complete"
+    )
     _add_weight_args(edit)
     edit.add_argument("--unet", metavar="DIR", help="a diffusers UNet folder to edit with (e.g. a training checkpoint)")
     edit.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
-    edit.add_argument(
-        "--dtype",
-        choices=["float32", "float16", "bfloat16"],
-        help="dtype of UNet/VAE/Whisper (default: float32 on CPU, float16 on CUDA)",
-    )
+    _option(edit, "dtype", choices=DTYPES)
     edit.add_argument("--report", metavar="JSON", help="write a JSON report (inputs, frame counts, timings, weights)")
     edit.add_argument(
         "--intermediates", metavar="DIR", help="write per-stage artifacts (faces, crops, generated faces)"
     )
     edit.add_argument("--work-dir", metavar="DIR", help="scratch folder to use (kept); default: a temporary one")
-    edit.add_argument(
-        "--no-depth",
-        dest="use_depth",
-        action="store_false",
-        default=None,
-        help="skip audio-to-motion and 3D: condition the editor on a black depth map (the official no-depth mode)",
-    )
-    edit.add_argument("--seed", type=int, help="seed of the audio-to-expression sampling (default 0)")
-    edit.add_argument("--temperature", type=float, help="prior noise scale of audio2secc (default 0.2)")
-    edit.add_argument("--mouth-amp", type=float, help="mouth amplitude fed to audio2secc (default 0.45)")
-    edit.add_argument(
-        "--hubert-input",
-        choices=["channel0", "mix"],
-        help="what HuBERT hears of a stereo track: channel0 (official, default) or the mix",
-    )
-    edit.add_argument(
-        "--no-landmark-box",
-        dest="landmark_box",
-        action="store_false",
-        default=None,
-        help="crop faces with the MTCNN box only (no DWPose landmark box)",
-    )
-    edit.add_argument("--batch-size", type=int, help="frames per model batch (default 8)")
-    edit.add_argument("--crf", type=int, help="H.264 quality, 0 (lossless) .. 51 (default 18)")
-    edit.add_argument("--preset", help="x264 preset (default medium)")
-    edit.add_argument("--feather", type=float, help="paste-back feather, fraction of the face context (default 0.1)")
-    edit.add_argument("--max-seconds", type=float, help="refuse voice tracks longer than this")
-    edit.add_argument("--lossless", action="store_true", default=None, help="lossless RGB H.264 output (large)")
-    edit.add_argument(
-        "--no-cache",
-        dest="cache",
-        action="store_false",
-        default=None,
-        help="do not reuse or store the per-video work (faces, 3D fits, latents, masks)",
-    )
-    edit.add_argument("--cache-dir", metavar="DIR", help="per-video cache folder (default: ~/.cache/joygen)")
+    _option(edit, "use_depth", flag="--no-depth", negate=True)
+    _option(edit, "seed", type=int)
+    _option(edit, "temperature", type=float)
+    _option(edit, "mouth_amp", type=float)
+    _option(edit, "hubert_input")
+    _option(edit, "landmark_box", flag="--no-landmark-box", negate=True)
+    _option(edit, "batch_size", type=int)
+    _option(edit, "crf", type=int)
+    _option(edit, "preset")
+    _option(edit, "feather", type=float)
+    _option(edit, "max_seconds", type=float)
+    _option(edit, "lossless")
+    _option(edit, "cache", flag="--no-cache", negate=True)
+    _option(edit, "cache_dir", metavar="DIR")
     edit.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
     bench = sub.add_parser("bench", help="frames per second of every stage, at real size with random weights")
@@ -152,9 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--device", default="auto", help="cpu, cuda or auto (default: the GPU of LOCAL_RANK)")
     batch.add_argument("--rank", type=int, help="this process's rank (default: $RANK or 0)")
     batch.add_argument("--world-size", type=int, help="number of processes (default: $WORLD_SIZE or 1)")
-    batch.add_argument("--no-depth", dest="use_depth", action="store_false", default=None, help="the no-depth mode")
-    batch.add_argument("--batch-size", type=int, help="frames per model batch (default 8)")
-    batch.add_argument("--crf", type=int, help="H.264 quality (default 18)")
+    _option(batch, "use_depth", flag="--no-depth", negate=True)
+    _option(batch, "batch_size", type=int)
+    _option(batch, "crf", type=int)
     prep = sub.add_parser(
         "prepare",
         help="turn talking-face videos into an editor training set",
@@ -195,36 +201,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_edit(args: argparse.Namespace) -> int:
-    from .config import PipelineConfig
+    from .config import PipelineConfig, option_names
+    from .files import check_output
     from .pipeline import JoyGenPipeline, check_inputs
 
-    if args.batch_size is not None and args.batch_size < 1:
-        raise JoyGenError("--batch-size must be at least 1")
-    if args.crf is not None and not 0 <= args.crf <= 51:
-        raise JoyGenError("--crf must be between 0 and 51")
-    config = PipelineConfig().with_options(
-        batch_size=args.batch_size,
-        crf=args.crf,
-        preset=args.preset,
-        feather=args.feather,
-        max_seconds=args.max_seconds,
-        lossless=args.lossless,
-        cache=args.cache,
-        cache_dir=args.cache_dir,
-        use_depth=args.use_depth,
-        seed=args.seed,
-        temperature=args.temperature,
-        mouth_amp=args.mouth_amp,
-        hubert_input=args.hubert_input,
-        landmark_box=args.landmark_box,
-    )
+    config = PipelineConfig().with_options(**{k: v for k, v in vars(args).items() if k in option_names()})
     check_inputs(args.video, args.audio, config)  # fail fast, before any model is loaded
+    for path, what in ((args.output, "output"), (args.report, "report")):
+        if path:
+            check_output(path, what)
     pipe = JoyGenPipeline.from_pretrained(
         args.weights,
         repo_id=args.weights_repo,
         revision=args.weights_revision,
         device=_device(args.device),
-        dtype=_dtype(args.dtype),
         config=config,
         unet=args.unet,
     )
@@ -261,7 +251,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     pipe = JoyGenPipeline.from_pretrained(
         args.weights, repo_id=args.weights_repo, revision=args.weights_revision, device=device, config=config
     )
-    counts = run_batch(pairs, args.output_dir, pipe, config, rank, world, log=lambda m: print(m, flush=True))
+    counts = run_batch(pairs, args.output_dir, pipe, pipe.config, rank, world, log=lambda m: print(m, flush=True))
     print(f"[rank {rank}/{world}] done {counts['done']}, skipped {counts['skipped']}, failed {counts['failed']}")
     return 0 if counts["failed"] == 0 else EXIT_ERROR
 
@@ -314,6 +304,16 @@ def cmd_weights(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _quiet_libraries()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        return _run(args)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .files import os_error_text
+
     try:
         if args.command == "edit":
             return cmd_edit(args)
@@ -331,9 +331,20 @@ def main(argv: list[str] | None = None) -> int:
             args.device = _device(args.device)
             return bench_main(args)
         return cmd_weights(args)
+    except ConfigError as exc:
+        flag = "--" + exc.option.replace("_", "-")
+        print(f"joygen: error: {str(exc).replace(f'option {exc.option!r}', flag)}", file=sys.stderr)
+        return EXIT_ERROR
     except JoyGenError as exc:
         print(f"joygen: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    except OSError as exc:  # the file system refused something joygen itself writes (space, permission)
+        where = f"'{exc.filename}': " if exc.filename else ""
+        print(f"joygen: error: {where}{os_error_text(exc)}", file=sys.stderr)
+        return EXIT_ERROR
+    except Terminated:
+        print("joygen: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print("joygen: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

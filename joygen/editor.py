@@ -161,7 +161,15 @@ class MouthEditor(nn.Module):
         Returns:
             ``[B, 12, 32, 32]``: masked face, reference (the same face), depth.
         """
-        return torch.cat([self.reference_latents(faces), self.depth_latents(depths, len(faces))], dim=1)
+        return self.assemble(self.reference_latents(faces), self.depth_latents(depths, len(faces)))
+
+    @staticmethod
+    def assemble(reference: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
+        """``[B, 8, 32, 32]`` masked + reference latents and ``[B, 4, 32, 32]`` depth latents -> the UNet input.
+
+        Every path to the UNet's 12 channels ends here (`unet_input`, the pipeline's cached latents).
+        """
+        return torch.cat([reference, depth.to(reference)], dim=1)
 
     def generate(self, unet_input: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """One UNet step at t = 0: ``[B, 12, 32, 32]`` + ``[B, 50, 384]`` -> predicted latents ``[B, 4, 32, 32]``."""

@@ -25,3 +25,19 @@ class WeightsError(JoyGenError, FileNotFoundError):
 
 class FFmpegError(JoyGenError, RuntimeError):
     """ffmpeg failed on a file; the message carries the tail of its error output."""
+
+
+class ConfigError(JoyGenError, ValueError):
+    """A setting with a value it does not accept; ``option`` is its flat name (``crf``, ``batch_size``, ...)."""
+
+    def __init__(self, option: str, message: str):
+        super().__init__(message)
+        self.option = option
+
+
+class Cancelled(JoyGenError):
+    """The run was stopped on request (a cancelled app job, SIGTERM); what it had written is removed."""
+
+
+class OutputError(JoyGenError):
+    """An output cannot be written where asked (a folder, no permission, no space); the message names it."""

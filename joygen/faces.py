@@ -26,6 +26,7 @@ import numpy as np
 
 from .blending import Box
 from .dwpose import DWPose
+from .errors import WeightsError
 from .mtcnn import MTCNN
 
 MIN_BOX_SIDE = 8  # px; smaller boxes are treated as no face
@@ -102,18 +103,36 @@ class FaceDetector:
         self.dwpose = dwpose
         self.iou_threshold = iou_threshold
 
-    def __call__(self, frames: list[np.ndarray]) -> list[Face | None]:
-        """``(H, W, 3)`` uint8 RGB frames of one size -> the largest face of each, or None."""
+    def __call__(
+        self, frames: list[np.ndarray], landmark_box: bool | None = None, iou_threshold: float | None = None
+    ) -> list[Face | None]:
+        """``(H, W, 3)`` uint8 RGB frames of one size -> the largest face of each, or None.
+
+        Args:
+            landmark_box: use the DWPose landmark box where it agrees with MTCNN (True needs ``dwpose``);
+                False: the MTCNN box, and DWPose does not run; None: the landmark box if DWPose is loaded.
+            iou_threshold: the agreement needed (default: the detector's).
+        """
         if not frames:
             return []
+        if landmark_box is None:
+            landmark_box = self.dwpose is not None
+        if landmark_box and self.dwpose is None:
+            raise WeightsError(
+                "the landmark box needs DWPose, which was not loaded; load the pipeline with landmark_box on "
+                "(and the DWPose weights), or turn the landmark box off (`--no-landmark-box`)"
+            )
         detections = self.mtcnn.detect(np.stack(frames))
         found = [k for k, det in enumerate(detections) if len(det.boxes)]
-        landmarks = dict(zip(found, self.dwpose([frames[k] for k in found]))) if self.dwpose and found else {}
+        use_dwpose = landmark_box and found
+        landmarks = dict(zip(found, self.dwpose([frames[k] for k in found]))) if use_dwpose else {}
         faces: list[Face | None] = [None] * len(frames)
         for k in found:
             det = detections[k]
             mtcnn_box = tuple(float(v) for v in det.boxes[0])
-            box, source = select_box(mtcnn_box, landmarks.get(k), self.iou_threshold)
+            box, source = select_box(
+                mtcnn_box, landmarks.get(k), self.iou_threshold if iou_threshold is None else iou_threshold
+            )
             x1, y1, x2, y2 = (int(v) for v in box)
             if x2 - x1 >= MIN_BOX_SIDE and y2 - y1 >= MIN_BOX_SIDE:
                 faces[k] = Face(

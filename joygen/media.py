@@ -2,7 +2,8 @@
 
 joygen runs the ffmpeg binary that ships with the ``imageio-ffmpeg`` wheel (or the one named by the
 ``IMAGEIO_FFMPEG_EXE`` environment variable), always through argument lists, never through a shell: file
-names with spaces, quotes or ``$(...)`` reach ffmpeg untouched. Problems with a user's file become
+names with spaces, quotes or ``$(...)`` reach ffmpeg untouched, and every path goes through ffmpeg's ``file:``
+protocol (`ffmpeg_path`), so a name with a colon is not taken for a protocol. Problems with a user's file become
 `InputError` with the file name and what to do; ffmpeg failures carry the tail of ffmpeg's own message.
 """
 
@@ -31,6 +32,12 @@ def ffmpeg_exe() -> str:
     import imageio_ffmpeg
 
     return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def ffmpeg_path(path: str | Path) -> str:
+    """``path`` as ffmpeg must be given it: through the ``file:`` protocol, so that no file name is read as
+    something else (``clip:1.mp4`` would be the protocol "clip", ``-x.mp4`` an option)."""
+    return "file:" + str(path)
 
 
 @functools.cache
@@ -173,7 +180,7 @@ def probe(path: str | Path, role: str = "media") -> MediaInfo:
     """
     p = check_file(path, role)
     proc = subprocess.run(
-        [ffmpeg_exe(), "-nostdin", "-hide_banner", "-i", str(p)],
+        [ffmpeg_exe(), "-nostdin", "-hide_banner", "-i", ffmpeg_path(p)],
         capture_output=True,
         check=False,
     )
@@ -206,7 +213,7 @@ def load_audio(path: str | Path, *, mono: bool = True, info: MediaInfo | None = 
         )
     # Channel layouts ffmpeg does not name are mixed down to mono rather than guessed at.
     channels = 1 if mono else (_channel_count(info.audio.channels) or 1)
-    args = ["-threads", "0", "-i", str(path), "-map", f"0:{info.audio.index}", "-vn", "-f", "s16le"]
+    args = ["-threads", "0", "-i", ffmpeg_path(path), "-map", f"0:{info.audio.index}", "-vn", "-f", "s16le"]
     if channels == 1:
         args += ["-ac", "1"]
     args += ["-acodec", "pcm_s16le", "-ar", str(SAMPLE_RATE), "-"]

@@ -10,10 +10,12 @@ The CLI (`python -m joygen edit`) and the Gradio app are thin layers over this c
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import os
 import shutil
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -30,10 +32,11 @@ from .blending import EditFader, context_box, crop_padded, paste_back, side_by_s
 from .config import PipelineConfig
 from .dwpose import DWPose
 from .editor import FACE_SIZE, MouthEditor
-from .errors import InputError, NoFaceError, WeightsError
+from .errors import Cancelled, ConfigError, InputError, NoFaceError, WeightsError
 from .face_model import OUTER_LIP_468
 from .face_parsing import FaceParser
 from .faces import Face, FaceDetector
+from .files import check_output, place_file, sha256_of, work_folder_error, write_text
 from .media import MediaInfo, load_audio, probe
 from .motion import AudioToMotion, Motion, lip_trajectory, loudness
 from .mouth_depth import MouthDepth, MouthDepthResult
@@ -41,8 +44,16 @@ from .mtcnn import MTCNN
 from .report import Progress, ProgressCallback, StageTimer, now_iso, versions
 from .timeline import FPS, Timeline
 from .video import SourceFrames, ThreadedWriter, VideoWriter, prefetch
-from .video_cache import FrameWork, VideoCache, default_cache_dir, file_digest
-from .weights import DEPTH_ARTIFACTS, EDITOR_ARTIFACTS, MOTION_ARTIFACTS, WeightSet, WeightsLocator, file_sha256
+from .video_cache import FrameWork, VideoCache, default_cache_dir
+from .weights import (
+    DEPTH_ARTIFACTS,
+    EDITOR_ARTIFACTS,
+    LANDMARK_ARTIFACTS,
+    MOTION_ARTIFACTS,
+    WeightSet,
+    WeightsLocator,
+    file_sha256,
+)
 
 PreviewCallback = Callable[[str, object], None]  # (kind, data): "trajectory" dict, "depth" list of previews
 TINY_WARNING = "tiny random weights: this output is meaningless (a smoke test of the code paths)"
@@ -62,8 +73,11 @@ class DepthPreview:
 class FrameLog:
     """What happened to each output frame, kept compact (arrays, not per-frame objects) for long clips."""
 
+    BOX_SOURCES = ("none", "mtcnn", "landmarks")  # what cropped each frame's face (none: no face)
+
     def __init__(self, n: int, keep_faces: bool, with_3d: bool):
         self.no_face: list[int] = []
+        self.box_source = np.zeros(n, np.int8)  # index into BOX_SOURCES
         self.faces: list[dict] | None = [] if keep_faces else None  # faces.json, only for --intermediates
         self.lips = np.full((n, len(OUTER_LIP_468), 2), np.nan, np.float32) if with_3d else None
         self.jaw = np.full((n, 17, 2), np.nan, np.float32) if with_3d else None
@@ -72,6 +86,8 @@ class FrameLog:
         for i, src, w in zip(indices, sources, works):
             if w.face is None:
                 self.no_face.append(i)
+            else:
+                self.box_source[i] = self.BOX_SOURCES.index(w.face.box_source)
             if self.faces is not None:
                 self.faces.append({"frame": i, "source_frame": src, "face": w.face.to_dict() if w.face else None})
         if self.lips is not None:
@@ -79,6 +95,17 @@ class FrameLog:
                 d, box = depths[j], works[k].face.box
                 self.lips[indices[k]] = d.landmarks468[list(OUTER_LIP_468)] + box[:2]
                 self.jaw[indices[k]] = d.landmarks68[:17]
+
+    def box_sources(self) -> dict:
+        """Which box cropped each frame: counts, and runs ``[first, last, source]`` of consecutive frames."""
+        runs, start = [], 0
+        src = self.box_source
+        for i in range(1, len(src) + 1):
+            if i == len(src) or src[i] != src[start]:
+                runs.append([start, i - 1, self.BOX_SOURCES[src[start]]])
+                start = i
+        counts = {name: int((src == k).sum()) for k, name in enumerate(self.BOX_SOURCES)}
+        return {"counts": counts, "runs": runs}
 
     def trajectory(self) -> dict:
         """Per-frame lip (20 outer-lip points) and jaw (17 points) positions of the edited mesh, frame px."""
@@ -168,9 +195,9 @@ def required_artifacts(config: PipelineConfig) -> list[str]:
     """Weights a run with ``config`` needs."""
     names = list(EDITOR_ARTIFACTS)
     if config.face.landmark_box:
-        names.append("dwpose")
+        names += LANDMARK_ARTIFACTS
     if config.editor.use_depth:
-        names += [*MOTION_ARTIFACTS, *(n for n in DEPTH_ARTIFACTS if n not in names)]
+        names += [*MOTION_ARTIFACTS, *DEPTH_ARTIFACTS]
     return names
 
 
@@ -231,14 +258,18 @@ class JoyGenPipeline:
             weights_dir: local folder in joygen's layout (default ``$JOYGEN_WEIGHTS_DIR`` or ``checkpoints/``).
             repo_id, revision: a Hub repo in joygen's layout (default ``$JOYGEN_WEIGHTS_REPO``).
             device: where the models run.
-            dtype: dtype of the UNet, VAE and Whisper (default float32 on CPU, float16 on CUDA).
-            config: default settings; ``config.editor.use_depth=False`` loads no 3D / audio-to-motion models.
+            dtype: dtype of the UNet, VAE and Whisper (default: ``config.editor.dtype``, else float32 on CPU and
+                float16 on CUDA).
+            config: default settings, and the load-time ones (see `joygen.config.load_time_options`);
+                ``use_depth=False`` loads no 3D / audio-to-motion models, ``landmark_box=False`` no DWPose.
             unet: a diffusers UNet folder to use instead of the weights' editor UNet (e.g. a training checkpoint).
 
         Raises:
             WeightsError: listing every missing file and how to supply it.
         """
         config = config or PipelineConfig()
+        if dtype is None and config.editor.dtype is not None:
+            dtype = getattr(torch, config.editor.dtype)
         locator = WeightsLocator(weights_dir, repo_id, revision)
         names = [n for n in required_artifacts(config) if not (unet and n == "unet")]
         try:
@@ -272,10 +303,14 @@ class JoyGenPipeline:
         return pipe.to(device, dtype)
 
     def to(self, device: str | torch.device, dtype: torch.dtype | None = None) -> JoyGenPipeline:
-        """Move the models. ``dtype`` applies to the UNet, VAE and Whisper (default: fp16 on CUDA)."""
+        """Move the models. ``dtype`` applies to the UNet, VAE and Whisper (default: fp16 on CUDA).
+
+        The pipeline's config records the dtype (``editor.dtype``, a load-time option).
+        """
         device = torch.device(device)
         if dtype is None:
             dtype = torch.float16 if device.type == "cuda" else torch.float32
+        self.config = self.config.with_options(dtype=str(dtype).removeprefix("torch."))
         self.editor.to(device, dtype)
         self.whisper.to(device, dtype)
         for module in (self.face_detector.mtcnn, self.face_parser, self.motion, self.depth):
@@ -310,6 +345,7 @@ class JoyGenPipeline:
         progress: ProgressCallback | None = None,
         preview: PreviewCallback | None = None,
         show_progress: bool = False,
+        cancel: threading.Event | None = None,
     ) -> JoyGenOutput:
         """Edit ``video`` so that its mouth follows ``audio``.
 
@@ -317,7 +353,8 @@ class JoyGenPipeline:
             video: a talking-face video, or a still image (held for the length of the audio).
             audio: the new voice track (any format ffmpeg reads, or a video with sound).
             output: the mp4 to write (parent folders are created). Default: a new temporary folder.
-            config: settings for this call (default: the pipeline's).
+            config: settings for this call (default: the pipeline's). Build it from ``pipe.config`` with
+                ``with_options``: its load-time options must be the pipeline's.
             work_dir: private scratch folder (default: a new temporary one, deleted afterwards).
             report: write the JSON report (inputs, frame counts, timings, weights with sha256) here.
             intermediates: write per-stage artifacts here (faces.json, face crops, generated faces, depth
@@ -327,6 +364,8 @@ class JoyGenPipeline:
             preview: called with ("trajectory", dict) after stage 1 and ("depth", [DepthPreview]) once the
                 first mouth depth maps exist, before the video is finished.
             show_progress: report progress on stderr.
+            cancel: when this event is set, the run stops before its next batch of frames, removes what it
+                wrote and raises `Cancelled`.
 
         Returns:
             `JoyGenOutput`.
@@ -334,12 +373,28 @@ class JoyGenPipeline:
         Raises:
             InputError: unusable inputs (the message names the file and what to change).
             NoFaceError: no frame shows a face.
-            WeightsError: depth asked for but this pipeline was loaded without the 3D models.
+            WeightsError: depth (or the landmark box) asked for but this pipeline was loaded without its models.
+            ConfigError: a load-time option differs from the one the pipeline was loaded with.
+            OutputError: an output path that is a folder or cannot be written (checked before any work).
+            Cancelled: ``cancel`` was set.
         """
         cfg = config or self.config
+        changed = cfg.load_time_differences(self.config)
+        if changed:
+            raise ConfigError(
+                changed[0],
+                f"{', '.join(changed)} {'is a load-time option' if len(changed) == 1 else 'are load-time options'}: "
+                "set at JoyGenPipeline.from_pretrained(config=...) and fixed afterwards; build the call's config "
+                "with pipe.config.with_options(...)",
+            )
         use_depth = cfg.editor.use_depth
         if use_depth and not self.has_depth:
             raise WeightsError(f"this pipeline was loaded without the 3D stage; load it with depth on, {NO_DEPTH_HINT}")
+        if cfg.face.landmark_box and self.face_detector.dwpose is None:
+            raise WeightsError(
+                "this pipeline was loaded without DWPose, which the landmark box needs; load it with "
+                "landmark_box on, or turn it off for this call (landmark_box=False, `--no-landmark-box`)"
+            )
         timer, bar = StageTimer(), Progress(progress, show_progress)
         warnings = [TINY_WARNING] if self.tiny_weights else []
         started = time.perf_counter()
@@ -352,6 +407,9 @@ class JoyGenPipeline:
         for given, name in ((video, "video"), (audio, "audio")):
             if output is not None and _same_file(output, Path(given)):
                 raise InputError(f"the output '{output}' is the {name} file itself; choose another output path")
+        for path, what in ((output, "output"), (side_by_side, "side-by-side video"), (report, "report")):
+            if path is not None:
+                check_output(path, what)  # before any work: a folder, no permission, ...
 
         # 2. Read the voice track and plan the timeline.
         with timer("audio_decode"):
@@ -404,6 +462,8 @@ class JoyGenPipeline:
         pool = ThreadPoolExecutor(CPU_WORKERS, thread_name_prefix="joygen-cpu")
         try:
             for batch in _batches(timer.iterate("video_decode", decoded), cfg.editor.batch_size):
+                if cancel is not None and cancel.is_set():
+                    raise Cancelled("the edit was cancelled")
                 indices = [i for i, _ in batch]
                 sources = [src for _, (src, _) in batch]
                 frames = [frame for _, (_, frame) in batch]
@@ -463,12 +523,13 @@ class JoyGenPipeline:
                     sbs.close()
             final = self._place_output(work / "edited.mp4", output, video)
             if sbs is not None:
-                Path(side_by_side).parent.mkdir(parents=True, exist_ok=True)
-                shutil.move(str(sbs.path), str(side_by_side))
-        except BaseException:
+                place_file(sbs.path, side_by_side, "side-by-side video")
+        except BaseException as exc:
             for w in (writer, sbs):
                 if w is not None:
                     w.abort()
+            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise work_folder_error(exc, work) from None
             raise
         finally:
             decoded.close()
@@ -484,6 +545,8 @@ class JoyGenPipeline:
             trajectory.update(log.trajectory())
 
         # 9. Report.
+        if cache is not None and cache.problem:
+            warnings.append(f"the per-video cache was not stored ({cache.problem}); the edit itself is complete")
         if no_face:
             warnings.append(f"{len(no_face)} of {n} frames show no face and were left unedited")
         result = JoyGenOutput(
@@ -501,10 +564,10 @@ class JoyGenPipeline:
             warnings,
         )
         result.report = self._report(vinfo, ainfo, timeline, source, motion, result, cfg, time.perf_counter() - started)
+        result.report["frames"]["box_source"] = log.box_sources()
         if report is not None:
             result.report["weights"] = self.weights.describe(with_hashes=True)
-            Path(report).parent.mkdir(parents=True, exist_ok=True)
-            Path(report).write_text(json.dumps(result.report, indent=2) + "\n")
+            write_text(report, json.dumps(result.report, indent=2) + "\n", "report")
         if inter is not None:
             (inter / "faces.json").write_text(json.dumps(log.faces, indent=1))
             (inter / "lip_trajectory.json").write_text(json.dumps({k: _jsonable(v) for k, v in trajectory.items()}))
@@ -531,7 +594,7 @@ class JoyGenPipeline:
         if not missing:
             return works
         with timer("face_detection"):
-            faces = self.face_detector([frames[k] for k in missing])
+            faces = self.face_detector([frames[k] for k in missing], cfg.face.landmark_box, cfg.face.iou_threshold)
         for k, face in zip(missing, faces):
             works[k] = FrameWork(face)
         found = [k for k, face in zip(missing, faces) if face is not None]
@@ -581,7 +644,7 @@ class JoyGenPipeline:
             reference = torch.from_numpy(np.stack([works[k].latents for k in todo])).to(editor.device, editor.dtype)
             depth = editor.depth_latents(np.stack([d.depth256 for d in depths]) if depths else None, len(todo))
             tokens = features.tokens([indices[k] for k in todo]).to(editor.device)
-            generated = editor.decode(editor.generate(torch.cat([reference, depth], dim=1), tokens))
+            generated = editor.decode(editor.generate(editor.assemble(reference, depth), tokens))
         b = cfg.blend
 
         def blend(j: int) -> np.ndarray:
@@ -643,16 +706,14 @@ class JoyGenPipeline:
             "weights": weights or {"process": self._session},  # models not from files: this process only
         }
         root = cfg.video.cache_dir or default_cache_dir()
-        return VideoCache(root, file_digest(video), fingerprint)
+        return VideoCache(root, sha256_of(video), fingerprint)
 
     @staticmethod
     def _place_output(made: Path, output: Path | None, video: str | Path) -> Path:
         if output is None:
             folder = Path(tempfile.mkdtemp(prefix="joygen-out-"))
             output = folder / f"{Path(video).stem}_joygen.mp4"
-        output.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(made), str(output))
-        return output
+        return place_file(made, output)
 
     def _report(
         self,

@@ -12,6 +12,7 @@ user's original voice track, in a single ffmpeg pass.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import subprocess
 import tempfile
@@ -22,7 +23,8 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from .errors import FFmpegError, InputError
-from .media import MediaInfo, ffmpeg_exe
+from .files import work_folder_error
+from .media import MediaInfo, ffmpeg_exe, ffmpeg_path
 from .timeline import FPS, source_frame_index
 
 
@@ -46,7 +48,10 @@ class _SpillFile:
         self.count = 0
 
     def append(self, frame: np.ndarray) -> None:
-        os.pwrite(self._fd, np.ascontiguousarray(frame).tobytes(), self.count * self.nbytes)
+        try:
+            os.pwrite(self._fd, np.ascontiguousarray(frame).tobytes(), self.count * self.nbytes)
+        except OSError as exc:
+            raise work_folder_error(exc, Path(self.path).parent) from None
         self.count += 1
 
     def read(self, index: int) -> np.ndarray:
@@ -88,7 +93,7 @@ class SourceFrames:
             yield frame
             return
         w, h = self.width, self.height
-        cmd = [ffmpeg_exe(), *"-nostdin -hide_banner -loglevel error -i".split(), self.info.path]
+        cmd = [ffmpeg_exe(), *"-nostdin -hide_banner -loglevel error -i".split(), ffmpeg_path(self.info.path)]
         cmd += ["-map", f"0:{self.info.video.index}", *f"-an -sn -vf fps={FPS} -f rawvideo -pix_fmt rgb24 -".split()]
         with tempfile.TemporaryFile(dir=self.work_dir) as err:
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, bufsize=0)
@@ -185,7 +190,7 @@ class VideoWriter:
         cmd = [ffmpeg_exe(), *"-nostdin -hide_banner -loglevel error -y".split()]
         cmd += [*"-f rawvideo -pix_fmt rgb24 -s".split(), f"{w}x{h}", "-r", str(fps), "-i", "-"]
         if audio_path is not None:
-            cmd += ["-i", str(audio_path), *"-map 0:v:0 -map".split(), f"1:{audio_stream}"]
+            cmd += ["-i", ffmpeg_path(audio_path), *"-map 0:v:0 -map".split(), f"1:{audio_stream}"]
             cmd += [*"-c:a aac -b:a".split(), audio_bitrate]
         if lossless:
             cmd += [*"-c:v libx264rgb -crf 0 -pix_fmt rgb24 -preset".split(), preset]
@@ -193,7 +198,7 @@ class VideoWriter:
             cmd += [*"-vf scale=out_color_matrix=bt709:out_range=tv,format=yuv420p".split()]
             cmd += [*"-c:v libx264 -pix_fmt yuv420p -preset".split(), preset, "-crf", str(crf)]
             cmd += "-colorspace bt709 -color_primaries bt709 -color_trc bt709".split()
-        cmd += ["-movflags", "+faststart", str(self.path)]
+        cmd += ["-movflags", "+faststart", ffmpeg_path(self.path)]
         self._err = tempfile.TemporaryFile(dir=log_dir)
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=self._err)
         self.frames_written = 0
@@ -207,7 +212,10 @@ class VideoWriter:
         try:
             self._proc.stdin.write(np.ascontiguousarray(frame, dtype=np.uint8).tobytes())
         except (BrokenPipeError, OSError) as exc:
-            raise FFmpegError(f"the video encoder stopped: {self._stderr_tail()}") from exc
+            self._proc.wait()
+            raise FFmpegError(
+                self._failure("the video encoder stopped", self._stderr_tail(), self._proc.returncode)
+            ) from exc
         self.frames_written += 1
 
     def close(self) -> None:
@@ -218,7 +226,7 @@ class VideoWriter:
         tail = self._stderr_tail()
         self._err.close()
         if code != 0:
-            raise FFmpegError(f"encoding '{self.path.name}' failed: {tail or f'exit code {code}'}")
+            raise FFmpegError(self._failure(f"encoding '{self.path.name}' failed", tail, code))
 
     def abort(self) -> None:
         """Stop ffmpeg and delete the partial file."""
@@ -227,6 +235,12 @@ class VideoWriter:
         self._proc.wait()
         self._err.close()
         self.path.unlink(missing_ok=True)
+
+    def _failure(self, what: str, tail: str, code: int | None) -> str:
+        """The message of a failed encode; a full disk is said in words (ffmpeg exits with 256 - ENOSPC)."""
+        if "No space left on device" in tail or code == 256 - errno.ENOSPC:
+            return f"{what}: {work_folder_error(OSError(errno.ENOSPC, ''), self.path.parent)}"
+        return f"{what}: {tail or f'exit code {code}'}"
 
     def _stderr_tail(self) -> str:
         self._err.seek(0)

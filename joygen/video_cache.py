@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .faces import Face
+from .files import os_error_text
 from .reconstruction import Alignment
 
 CHUNK = 64  # source frames per cache file
@@ -38,15 +39,6 @@ def default_cache_dir() -> Path:
     if env:
         return Path(env)
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "joygen"
-
-
-def file_digest(path: str | Path) -> str:
-    """sha256 of a file's content (streamed)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass
@@ -72,7 +64,11 @@ class VideoCache:
     def __init__(self, root: str | Path, video_digest: str, fingerprint: dict):
         key = hashlib.sha256(json.dumps({"v": CACHE_VERSION, **fingerprint}, sort_keys=True).encode()).hexdigest()
         self.folder = Path(root) / "videos" / f"{video_digest[:32]}-{key[:16]}"
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.problem: str | None = None  # why entries could not be stored (the run goes on without storing)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            self.problem = f"cannot create '{self.folder}': {os_error_text(exc)}"
         self._loaded: OrderedDict[int, dict] = OrderedDict()  # chunk -> arrays (at most 2 kept)
         self._pending: dict[int, dict[int, FrameWork]] = {}  # chunk -> new entries not yet written
         self.hits = self.misses = 0
@@ -127,15 +123,25 @@ class VideoCache:
             self._write(chunk)
 
     def _write(self, chunk: int) -> None:
+        """Store a chunk atomically. A cache that cannot be written (full disk, no permission) is not an error
+        of the edit: the problem is kept in `problem` and nothing more is stored."""
         new = self._pending.pop(chunk)
+        if self.problem is not None:
+            return
         old = self._chunk(chunk)
         arrays = {k: v.copy() for k, v in old.items()} if old is not None else _empty()
         for row, work in new.items():
             _pack(arrays, row, work)
-        fd, tmp = tempfile.mkstemp(dir=self.folder, suffix=".npz.tmp")
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.replace(tmp, self._path(chunk))
+        tmp = None
+        try:
+            fd, tmp = tempfile.mkstemp(dir=self.folder, suffix=".npz.tmp")
+            with os.fdopen(fd, "wb") as fh:
+                np.savez(fh, **arrays)
+            os.replace(tmp, self._path(chunk))
+        except OSError as exc:
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)
+            self.problem = f"cannot write to '{self.folder}': {os_error_text(exc)}"
         self._loaded.pop(chunk, None)
 
 

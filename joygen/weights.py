@@ -20,13 +20,13 @@ file and how to supply it.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import files
 from .errors import WeightsError
 
 MARKER = "joygen_weights.json"  # written at the root of every weights folder joygen creates
@@ -164,10 +164,11 @@ ARTIFACTS: dict[str, Artifact] = {
     ]
 }
 
-# What each part of the pipeline needs.
+# What each part of the pipeline needs (DWPose: only for the landmark box, `FaceConfig.landmark_box`).
 EDITOR_ARTIFACTS = ("unet", "vae", "whisper", "face_parsing", "mtcnn")
 MOTION_ARTIFACTS = ("hubert", "audio2secc")
-DEPTH_ARTIFACTS = ("face_recon", "bfm", "dwpose")
+DEPTH_ARTIFACTS = ("face_recon", "bfm")
+LANDMARK_ARTIFACTS = ("dwpose",)
 
 
 def default_weights_dir() -> Path:
@@ -280,11 +281,7 @@ _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 @functools.lru_cache(maxsize=256)
 def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return files.sha256_of(path)
 
 
 def file_sha256(path: str | Path) -> str:

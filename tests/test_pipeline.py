@@ -1,13 +1,14 @@
 """JoyGenPipeline through the Python API (tiny weights, CPU)."""
 
 import json
+import threading
 
 import numpy as np
 import pytest
 from conftest import ffmpeg
 from test_cli import count_frames
 
-from joygen.errors import InputError, NoFaceError
+from joygen.errors import Cancelled, InputError, NoFaceError
 from joygen.media import load_audio, probe
 from joygen.timeline import Timeline
 
@@ -157,3 +158,123 @@ def test_a_tenth_of_a_second_and_three_seconds_of_silence(tiny_pipeline, media, 
     assert out.num_frames == 4 and probe(out.video).audio is not None
     out = tiny_pipeline(media["face_noaudio_mp4"], media["silence_wav"], tmp_path / "silent.mp4")
     assert out.num_frames == Timeline.from_samples(48000).num_frames == 76
+
+
+def _fake_dwpose(box):
+    """68 points that span ``box`` as a face's landmarks would: the landmark box then passes the gate."""
+    x1, y1, x2, y2 = box
+    xs = np.linspace(x1 + 2, x2 - 2, 68)
+    ys = np.linspace(y1 + 0.35 * (y2 - y1), y2 - 2, 68)
+    points = np.stack([xs, ys], 1)
+    points[29] = [(x1 + x2) / 2, y1 + 0.55 * (y2 - y1)]  # the lower nose bridge
+
+    def dwpose(frames):
+        dwpose.calls += 1
+        return [points.copy() for _ in frames]
+
+    dwpose.calls = 0
+    return dwpose
+
+
+def test_no_landmark_box_turns_dwpose_off_in_depth_mode_and_the_report_says_which_box(
+    tiny_pipeline, astronaut_png, media, tmp_path
+):
+    from PIL import Image
+
+    detector = tiny_pipeline.face_detector
+    box = detector.mtcnn.detect(np.asarray(Image.open(astronaut_png).convert("RGB"))[None])[0].boxes[0]
+    fake, real = _fake_dwpose(box), detector.dwpose  # the tiny DWPose's random points never pass the gate
+    detector.dwpose = fake
+    sources = {}
+    try:
+        for landmark_box in (True, False):
+            fake.calls = 0
+            cfg = tiny_pipeline.config.with_options(landmark_box=landmark_box, cache=False)
+            assert cfg.editor.use_depth  # the 3D stage runs in both
+            inter = tmp_path / f"inter-{landmark_box}"
+            out = tiny_pipeline(astronaut_png, media["tone_wav"], tmp_path / "o.mp4", config=cfg, intermediates=inter)
+            faces = json.loads((inter / "faces.json").read_text())
+            sources[landmark_box] = {f["face"]["box_source"] for f in faces}
+            assert (fake.calls > 0) == landmark_box  # DWPose runs only with the landmark box
+            (only,) = sources[landmark_box]
+            assert out.report["frames"]["box_source"]["counts"][only] == out.num_frames
+            assert out.report["frames"]["box_source"]["runs"] == [[0, out.num_frames - 1, only]]
+    finally:
+        detector.dwpose = real
+    assert sources == {True: {"landmarks"}, False: {"mtcnn"}}
+
+
+def test_a_call_cannot_change_a_load_time_option(tiny_pipeline, media, tmp_path):
+    from joygen.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="min_face_size is a load-time option"):
+        tiny_pipeline(media["face_mp4"], media["tone_wav"], tmp_path / "o.mp4",
+                      config=tiny_pipeline.config.with_options(min_face_size=80))  # fmt: skip
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_the_pipeline_feeds_the_unet_what_the_official_code_does(golden, tiny_pipeline, tiny_weights, mtcnn, tmp_path):
+    """The shipped path, on the demo clip: the Whisper tokens and the 12-channel UNet input of frame 0.
+
+    The face box comes from the real MTCNN (the fixture's box is the MTCNN box: DWPose is off), the depth map
+    the editor receives is the fixture's (stage 2 has its own parity tests), the VAE and Whisper are the
+    fixtures' random ones. What is checked is everything the pipeline itself does in between: decoding, the
+    crop, the cached reference latents, the depth latents, assembling the 12 channels, the streamed tokens.
+    """
+    from joygen.audio_features import WhisperFeatures
+    from joygen.editor import MouthEditor, load_unet, load_vae
+    from joygen.faces import FaceDetector
+    from joygen.mouth_depth import MouthDepth
+    from joygen.pipeline import JoyGenPipeline
+    from joygen.weights import WeightSet
+
+    ref = np.load(golden / "vision" / "vae" / "unet_input_frame000.npz")
+    chunks = np.load(golden / "audio" / "whisper_features.npz")
+    fixture_depth = np.ascontiguousarray(ref["depth256_bgr"][..., ::-1])
+
+    class FixtureDepth(MouthDepth):
+        def render(self, *args, **kwargs):
+            results = super().render(*args, **kwargs)
+            for r in results:
+                r.depth256 = fixture_depth
+            return results
+
+    stop = threading.Event()
+
+    class RecordingEditor(MouthEditor):
+        seen: list = []
+
+        def generate(self, unet_input, tokens):
+            self.seen.append((unet_input.clone(), tokens.clone()))
+            stop.set()  # the first batch is all this test needs
+            return super().generate(unet_input, tokens)
+
+    pipe = JoyGenPipeline(
+        editor=RecordingEditor(load_unet(tiny_weights / "unet"), load_vae(golden / "vision" / "vae_tiny")),
+        whisper=WhisperFeatures.from_pretrained(golden / "audio" / "whisper" / "hf"),
+        face_detector=FaceDetector(mtcnn),
+        face_parser=tiny_pipeline.face_parser,
+        weights=WeightSet({}),
+        motion=tiny_pipeline.motion,
+        depth=FixtureDepth(tiny_pipeline.depth.recon_net, tiny_pipeline.depth.face_model),
+    )
+    demo_clip, demo_voice = _demo_inputs()
+    cfg = pipe.config.with_options(landmark_box=False, cache=False, crf=30, preset="ultrafast")
+    with pytest.raises(Cancelled):
+        pipe(demo_clip, demo_voice, tmp_path / "o.mp4", config=cfg, cancel=stop)
+    x, tokens = RecordingEditor.seen[0]
+    assert x.shape == (8, 12, 32, 32) and tokens.shape == (8, 50, 384)
+    # the fixtures' tolerances: latents within 1e-5 (vision README), Whisper 1e-5 of the max (audio README)
+    assert np.abs(x[0].numpy() - ref["unet_input"][0]).max() <= 1e-5
+    assert chunks["chunk_sel"][0] == 0
+    expected = chunks["chunks_after_pe_sel"][0]
+    assert np.abs(tokens[0].numpy() - expected).max() <= 1e-5 * np.abs(expected).max()
+
+
+def _demo_inputs():
+    from conftest import DATA
+
+    clip, voice = DATA / "example_5s.mp4", DATA / "xinwen_5s_16k.wav"
+    if not (clip.is_file() and voice.is_file()):
+        pytest.skip(f"the demo clip and its 16 kHz speech are not in {DATA}")
+    return clip, voice
