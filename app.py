@@ -20,7 +20,7 @@ from pathlib import Path
 import gradio as gr
 
 from joygen.errors import JoyGenError, WeightsError
-from joygen.weights import ARTIFACTS, WeightsLocator
+from joygen.weights.locator import ARTIFACTS, WeightsLocator
 
 ROOT = Path(__file__).resolve().parent
 ASSETS = ROOT / "assets"

@@ -238,9 +238,9 @@ def cmd_edit(args: argparse.Namespace) -> int:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    from .batch import launcher_rank, read_pairs, run_batch
     from .config import PipelineConfig
     from .pipeline import JoyGenPipeline
+    from .tools.batch import launcher_rank, read_pairs, run_batch
 
     pairs = read_pairs(args.pairs)
     rank, world, local = launcher_rank(args.rank, args.world_size)
@@ -257,7 +257,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
-    from .prepare import PrepareConfig, prepare
+    from .tools.prepare import PrepareConfig, prepare
 
     config = PrepareConfig(iou_threshold=args.iou_threshold, min_span=args.min_span)
     summary = prepare(args.videos, args.out_dir, args.weights, _device(args.device), config, log=print)
@@ -267,13 +267,13 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 def cmd_weights(args: argparse.Namespace) -> int:
     if args.weights_command == "tiny":
-        from .tiny_weights import write_tiny_weights
+        from .weights.tiny import write_tiny_weights
 
         folder = write_tiny_weights(args.folder, seed=args.seed)
         print(f"wrote a tiny random-weight set to {folder} (for tests: everything made with it is meaningless)")
         return 0
     if args.weights_command == "import":
-        from .weights_import import import_official
+        from .weights.importer import import_official
 
         out = import_official(
             args.source,
@@ -285,7 +285,7 @@ def cmd_weights(args: argparse.Namespace) -> int:
         )
         print(f"imported into {out}")
         return 0
-    from .weights import WeightsLocator
+    from .weights.locator import WeightsLocator
 
     locator = WeightsLocator(args.weights, args.weights_repo, args.weights_revision)
     rows = locator.status()
@@ -322,11 +322,11 @@ def _run(args: argparse.Namespace) -> int:
         if args.command == "prepare":
             return cmd_prepare(args)
         if args.command == "train":
-            from .train import main as train_main
+            from .tools.train import main as train_main
 
             return train_main(args.config)
         if args.command == "bench":
-            from .bench import main as bench_main
+            from .tools.bench import main as bench_main
 
             args.device = _device(args.device)
             return bench_main(args)

@@ -27,25 +27,25 @@ import cv2
 import numpy as np
 import torch
 
-from .audio_features import WhisperFeatures, WhisperStream
-from .blending import EditFader, context_box, crop_padded, paste_back, side_by_side_frame
 from .config import PipelineConfig
-from .dwpose import DWPose
-from .editor import FACE_SIZE, MouthEditor
+from .editor.face_parsing import FaceParser
+from .editor.mouth_editor import FACE_SIZE, MouthEditor
+from .editor.paste_back import EditFader, context_box, crop_padded, paste_back, side_by_side_frame
+from .editor.whisper import WhisperFeatures, WhisperStream
 from .errors import Cancelled, ConfigError, InputError, NoFaceError, WeightsError
-from .face_model import OUTER_LIP_468
-from .face_parsing import FaceParser
-from .faces import Face, FaceDetector
+from .face3d.bfm import OUTER_LIP_468
+from .face3d.detection import Face, FaceDetector
+from .face3d.dwpose import DWPose
+from .face3d.mouth_depth import MouthDepth, MouthDepthResult
+from .face3d.mtcnn import MTCNN
 from .files import check_output, place_file, sha256_of, work_folder_error, write_text
 from .media import MediaInfo, load_audio, probe
-from .motion import AudioToMotion, Motion, lip_trajectory, loudness
-from .mouth_depth import MouthDepth, MouthDepthResult
-from .mtcnn import MTCNN
+from .motion.audio_to_motion import AudioToMotion, Motion, lip_trajectory, loudness
 from .report import Progress, ProgressCallback, StageTimer, now_iso, versions
 from .timeline import FPS, Timeline
 from .video import SourceFrames, ThreadedWriter, VideoWriter, prefetch
 from .video_cache import FrameWork, VideoCache, default_cache_dir
-from .weights import (
+from .weights.locator import (
     DEPTH_ARTIFACTS,
     EDITOR_ARTIFACTS,
     LANDMARK_ARTIFACTS,

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .faces import Face
+from .face3d.detection import Face
+from .face3d.reconstruction import Alignment
 from .files import os_error_text
-from .reconstruction import Alignment
 
 CHUNK = 64  # source frames per cache file
 LATENT_SHAPE = (8, 32, 32)  # masked + reference latents of one face

@@ -56,7 +56,7 @@ def demo_wav() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_weights(tmp_path_factory) -> Path:
-    from joygen.tiny_weights import write_tiny_weights
+    from joygen.weights.tiny import write_tiny_weights
 
     return write_tiny_weights(tmp_path_factory.mktemp("tiny") / "weights")
 
@@ -71,8 +71,8 @@ def tiny_pipeline(tiny_weights):
 @pytest.fixture(scope="session")
 def mtcnn():
     """MTCNN with the real weights of the facenet-pytorch wheel, as the official stage 2 configures it."""
-    from joygen.mtcnn import MTCNN
-    from joygen.weights import WeightsLocator
+    from joygen.face3d.mtcnn import MTCNN
+    from joygen.weights.locator import WeightsLocator
 
     found = WeightsLocator().find("mtcnn")
     if found is None:

@@ -245,7 +245,7 @@ def test_browser_edits_the_demo_clip_and_shows_every_stage(server, demo_video, d
 def test_readme_space_card_matches_the_weights_table():
     import yaml
 
-    from joygen.weights import ARTIFACTS
+    from joygen.weights.locator import ARTIFACTS
 
     text = (ROOT / "README.md").read_text()
     card = yaml.safe_load(text.split("---\n")[1])

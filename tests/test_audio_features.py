@@ -7,7 +7,7 @@ import pytest
 import torch
 from conftest import rel_err
 
-from joygen.audio_features import (
+from joygen.editor.whisper import (
     WhisperFeatures,
     audio_tokens,
     chunk_indices,

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from joygen.blending import blend_mask, composite, context_box, crop_padded, feather_kernel, paste_back
-from joygen.face_parsing import FACE_CLASSES
+from joygen.editor.face_parsing import FACE_CLASSES
+from joygen.editor.paste_back import blend_mask, composite, context_box, crop_padded, feather_kernel, paste_back
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +74,7 @@ def test_composite_matches_pil_paste():
 
 
 def test_edit_fader_fades_around_unedited_frames():
-    from joygen.blending import EditFader
+    from joygen.editor.paste_back import EditFader
 
     src = [np.zeros((2, 2, 3), np.uint8) for _ in range(10)]
     edit = np.full((2, 2, 3), 200, np.uint8)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from joygen.editor import OFFICIAL_UNET_CONFIG, OFFICIAL_VAE_CONFIG, MouthEditor, load_unet, load_vae
+from joygen.editor.mouth_editor import OFFICIAL_UNET_CONFIG, OFFICIAL_VAE_CONFIG, MouthEditor, load_unet, load_vae
 from joygen.errors import WeightsError
 
 

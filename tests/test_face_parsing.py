@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from joygen.face_parsing import BiSeNet, FaceParser, load_bisenet
+from joygen.editor.face_parsing import BiSeNet, FaceParser, load_bisenet
 
 
 def manifest_state(golden):

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from joygen.dwpose import FLIP_INDICES, INPUT_SIZE, DWPose, frame_box, warp_matrix
-from joygen.faces import FaceDetector, iou, landmark_box, select_box
+from joygen.face3d.detection import FaceDetector, iou, landmark_box, select_box
+from joygen.face3d.dwpose import FLIP_INDICES, INPUT_SIZE, DWPose, frame_box, warp_matrix
 from joygen.media import probe
 from joygen.video import SourceFrames
 

@@ -13,7 +13,7 @@ pytestmark = [
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_whisper_features_in_half_precision(golden, demo_wav, dtype):
-    from joygen.audio_features import WhisperFeatures
+    from joygen.editor.whisper import WhisperFeatures
     from joygen.media import load_audio
 
     ref = np.load(golden / "audio" / "whisper_features.npz")["features"]
@@ -24,7 +24,7 @@ def test_whisper_features_in_half_precision(golden, demo_wav, dtype):
 
 
 def test_editor_unet_input_in_fp16(golden, tiny_weights):
-    from joygen.editor import MouthEditor, load_unet, load_vae
+    from joygen.editor.mouth_editor import MouthEditor, load_unet, load_vae
 
     ref = np.load(golden / "vision" / "vae" / "unet_input_frame000.npz")
     face = np.ascontiguousarray(ref["face256_bgr"][..., ::-1])[None]

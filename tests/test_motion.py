@@ -10,10 +10,10 @@ import torch
 import yaml
 from conftest import ffmpeg, rel_err
 
-from joygen.audio2secc import Audio2Secc, Audio2SeccConfig, f0_to_coarse, load_audio2secc
 from joygen.errors import InputError, WeightsError
 from joygen.media import load_audio
-from joygen.motion import AudioToMotion, HubertFeatures, lip_trajectory, normalise, pitch
+from joygen.motion.audio2secc import Audio2Secc, Audio2SeccConfig, f0_to_coarse, load_audio2secc
+from joygen.motion.audio_to_motion import AudioToMotion, HubertFeatures, lip_trajectory, normalise, pitch
 from joygen.timeline import Timeline
 
 TOL = 1e-5
@@ -207,7 +207,7 @@ def test_corrupt_mp3_gives_a_message_or_audio(tmp_path, demo_audio, tiny_motion)
 
 
 def test_lip_trajectory_follows_mouth_opening(tiny_weights):
-    from joygen.face_model import FaceModel
+    from joygen.face3d.bfm import FaceModel
 
     fm = FaceModel.from_folder(tiny_weights / "bfm")
     exp = np.zeros((3, 64), np.float32)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from joygen.faces import FaceDetector
+from joygen.face3d.detection import FaceDetector
 
 NAMES = ["astronaut", "frame000", "frame060"]
 

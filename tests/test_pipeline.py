@@ -221,12 +221,12 @@ def test_the_pipeline_feeds_the_unet_what_the_official_code_does(golden, tiny_pi
     fixtures' random ones. What is checked is everything the pipeline itself does in between: decoding, the
     crop, the cached reference latents, the depth latents, assembling the 12 channels, the streamed tokens.
     """
-    from joygen.audio_features import WhisperFeatures
-    from joygen.editor import MouthEditor, load_unet, load_vae
-    from joygen.faces import FaceDetector
-    from joygen.mouth_depth import MouthDepth
+    from joygen.editor.mouth_editor import MouthEditor, load_unet, load_vae
+    from joygen.editor.whisper import WhisperFeatures
+    from joygen.face3d.detection import FaceDetector
+    from joygen.face3d.mouth_depth import MouthDepth
     from joygen.pipeline import JoyGenPipeline
-    from joygen.weights import WeightSet
+    from joygen.weights.locator import WeightSet
 
     ref = np.load(golden / "vision" / "vae" / "unet_input_frame000.npz")
     chunks = np.load(golden / "audio" / "whisper_features.npz")

@@ -9,8 +9,8 @@ from PIL import Image
 from scipy.io import loadmat, savemat
 
 from joygen.errors import WeightsError
-from joygen.face_model import FaceModel, rotation_matrices
-from joygen.reconstruction import (
+from joygen.face3d.bfm import FaceModel, rotation_matrices
+from joygen.face3d.reconstruction import (
     COEFF_SLICES,
     ReconNet,
     align_face,

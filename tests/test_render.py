@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from joygen.face_model import FaceModel
-from joygen.reconstruction import Alignment
-from joygen.render import (
+from joygen.face3d.bfm import FaceModel
+from joygen.face3d.reconstruction import Alignment
+from joygen.face3d.render import (
     depth_in_frame,
     landmarks_in_frame,
     lip_mask,

@@ -169,8 +169,8 @@ def test_batch_resumes_after_an_interruption(tmp_path, media, tiny_weights):
 
 
 def test_batch_list_rules(tmp_path):
-    from joygen.batch import launcher_rank, read_pairs
     from joygen.errors import InputError, JoyGenError
+    from joygen.tools.batch import launcher_rank, read_pairs
 
     (tmp_path / "plain.csv").write_text("a.mp4,b.wav\nc.mp4,d.wav\n")
     pairs = read_pairs(tmp_path / "plain.csv")

@@ -15,7 +15,7 @@ import torch
 import yaml
 from conftest import GOLDEN, ROOT, ffmpeg, run_cli
 
-from joygen.train import EditorDataset, TrainConfig, editor_inputs, loss_terms, random_translate
+from joygen.tools.train import EditorDataset, TrainConfig, editor_inputs, loss_terms, random_translate
 
 TINY_UNET = {
     "in_channels": 12, "out_channels": 4, "sample_size": 32, "block_out_channels": [16, 32, 32, 32],
@@ -64,7 +64,7 @@ def test_prepare_keeps_single_face_frames_and_says_why_others_went(prepared, dem
 
 
 def test_prepare_drops_frames_without_a_face_and_says_so(weights, media, tmp_path):
-    from joygen.prepare import PrepareConfig, prepare
+    from joygen.tools.prepare import PrepareConfig, prepare
 
     clip = tmp_path / "clip.mp4"  # 1 s of face, 0.4 s of an empty room, 1 s of face
     ffmpeg("-f", "lavfi", "-i", "color=c=gray:s=512x512:r=25:d=0.4", "-i", str(media["face_mp4"]), "-f", "lavfi",
@@ -98,8 +98,8 @@ def test_references_are_at_least_five_frames_away(prepared, weights, tmp_path):
 
 
 def test_depth_is_fed_half_of_the_time_and_really_reaches_the_unet(prepared, weights, tmp_path):
-    from joygen.editor import MouthEditor, load_vae
-    from joygen.train import build_unet
+    from joygen.editor.mouth_editor import MouthEditor, load_vae
+    from joygen.tools.train import build_unet
 
     cfg = _config(prepared, weights, tmp_path)
     ds = EditorDataset(prepared, cfg)
@@ -124,8 +124,8 @@ def test_depth_is_fed_half_of_the_time_and_really_reaches_the_unet(prepared, wei
 
 
 def test_loss_weights_are_applied_as_configured(prepared, weights, tmp_path):
-    from joygen.editor import MouthEditor, load_vae
-    from joygen.train import build_unet
+    from joygen.editor.mouth_editor import MouthEditor, load_vae
+    from joygen.tools.train import build_unet
 
     cfg = _config(prepared, weights, tmp_path)
     assert (TrainConfig().lambda_latent, TrainConfig().lambda_pixel) == (2.0, 1.0)  # the paper's
@@ -169,7 +169,7 @@ def _write_config(path: Path, cfg: TrainConfig) -> Path:
 @pytest.mark.slow
 def test_tiny_run_halves_the_loss_and_its_checkpoint_edits_a_clip(prepared, weights, media, tmp_path):
     from joygen.pipeline import JoyGenPipeline
-    from joygen.train import train
+    from joygen.tools.train import train
 
     cfg = _config(prepared, weights, tmp_path / "run", steps=200, batch_size=2, lr=1e-3, latent_sample=False,
                   log_every=10, save_every=100, validate_every=200,

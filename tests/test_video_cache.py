@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from joygen.faces import Face
-from joygen.reconstruction import Alignment
+from joygen.face3d.detection import Face
+from joygen.face3d.reconstruction import Alignment
 from joygen.video_cache import CHUNK, FrameWork, VideoCache
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from joygen.errors import WeightsError
-from joygen.weights import ARTIFACTS, EDITOR_ARTIFACTS, MARKER, WeightsLocator
+from joygen.weights.locator import ARTIFACTS, EDITOR_ARTIFACTS, MARKER, WeightsLocator
 
 FAKE_SHA = "0123456789abcdef0123456789abcdef01234567"
 
@@ -85,7 +85,7 @@ def test_mtcnn_comes_from_the_facenet_wheel():
     if found is None:
         pytest.skip("facenet-pytorch is not installed")
     assert found.source.startswith("package facenet-pytorch")
-    from joygen.weights import file_sha256
+    from joygen.weights.locator import file_sha256
 
     assert {n: file_sha256(p) for n, p in found.files.items()} == ARTIFACTS["mtcnn"].sha256
 
@@ -122,7 +122,7 @@ def official_tree(tmp_path, tiny_weights, golden):
 
 
 def test_import_writes_joygens_layout(official_tree, tmp_path):
-    from joygen.weights_import import import_official
+    from joygen.weights.importer import import_official
 
     out = import_official(official_tree, tmp_path / "out", any_size=True, log=lambda _m: None)
     ws = WeightsLocator(out, use_public=False).resolve(
@@ -136,7 +136,7 @@ def test_import_writes_joygens_layout(official_tree, tmp_path):
 
 
 def test_import_refuses_non_official_sizes_listing_each(official_tree, tmp_path):
-    from joygen.weights_import import import_official
+    from joygen.weights.importer import import_official
 
     with pytest.raises(WeightsError) as err:
         import_official(official_tree, tmp_path / "out", log=lambda _m: None)
@@ -148,7 +148,7 @@ def test_import_refuses_non_official_sizes_listing_each(official_tree, tmp_path)
 
 
 def test_import_refuses_a_broken_file_even_with_any_size(official_tree, tmp_path):
-    from joygen.weights_import import import_official
+    from joygen.weights.importer import import_official
 
     path = official_tree / "pretrained_models" / "face-parse-bisent" / "79999_iter.pth"
     state = torch.load(path, weights_only=True)
@@ -161,7 +161,7 @@ def test_import_refuses_a_broken_file_even_with_any_size(official_tree, tmp_path
 def test_no_network_fails_fast_instead_of_retrying(tmp_path, monkeypatch):
     import time
 
-    import joygen.weights as w
+    import joygen.weights.locator as w
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setenv("HF_ENDPOINT", "https://no-such-host.invalid")

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 
-from .errors import WeightsError
-from .weights import ARTIFACTS, default_weights_dir, file_sha256, write_marker
+from ..errors import WeightsError
+from .locator import ARTIFACTS, default_weights_dir, file_sha256, write_marker
 
 Log = Callable[[str], None]
 
@@ -85,7 +85,7 @@ def _diffusers_folder(name: str, cls_name: str, folder: Path, official: dict, an
 
 
 def _unet(src: Path, out: Path, any_size: bool) -> None:
-    from .editor import OFFICIAL_UNET_CONFIG
+    from ..editor.mouth_editor import OFFICIAL_UNET_CONFIG
 
     _diffusers_folder(
         "JoyGen UNet",
@@ -99,7 +99,7 @@ def _unet(src: Path, out: Path, any_size: bool) -> None:
 
 
 def _vae(src: Path, out: Path, any_size: bool) -> None:
-    from .editor import OFFICIAL_VAE_CONFIG
+    from ..editor.mouth_editor import OFFICIAL_VAE_CONFIG
 
     _diffusers_folder(
         "SD VAE",
@@ -113,7 +113,7 @@ def _vae(src: Path, out: Path, any_size: bool) -> None:
 
 
 def _whisper(src: Path, out: Path, any_size: bool) -> None:
-    from .audio_features import load_whisper_encoder
+    from ..editor.whisper import load_whisper_encoder
 
     path = src / "whisper" / "tiny.pt"
     encoder = _load(load_whisper_encoder, path)
@@ -127,7 +127,7 @@ def _whisper(src: Path, out: Path, any_size: bool) -> None:
 
 
 def _face_parsing(src: Path, out: Path, any_size: bool) -> None:
-    from .face_parsing import load_bisenet
+    from ..editor.face_parsing import load_bisenet
 
     path = src / "face-parse-bisent" / "79999_iter.pth"
     net = _load(load_bisenet, path)
@@ -166,7 +166,7 @@ def _hubert(src: Path, out: Path, any_size: bool) -> None:
 
 
 def _audio2secc(src: Path, out: Path, any_size: bool) -> None:
-    from .audio2secc import Audio2SeccConfig, load_audio2secc
+    from ..motion.audio2secc import Audio2SeccConfig, load_audio2secc
 
     folder = src / "audio2motion" / "240210_real3dportrait_orig" / "audio2secc_vae"
     model = _load(load_audio2secc, folder)
@@ -179,7 +179,7 @@ def _audio2secc(src: Path, out: Path, any_size: bool) -> None:
 
 
 def _face_recon(src: Path, out: Path, any_size: bool) -> None:
-    from .reconstruction import load_recon_net
+    from ..face3d.reconstruction import load_recon_net
 
     path = src / "face_recon_feat0.2_augment" / "epoch_20.pth"
     net = _load(load_recon_net, path)
@@ -191,7 +191,7 @@ def _face_recon(src: Path, out: Path, any_size: bool) -> None:
 
 
 def _bfm(src: Path, out: Path, any_size: bool) -> None:
-    from .face_model import BFM_FILES, FaceModel
+    from ..face3d.bfm import BFM_FILES, FaceModel
 
     folder = src / "BFM"
     absent = [n for n in BFM_FILES if not (folder / n).is_file()]
@@ -286,7 +286,7 @@ def import_official(
 
 
 def _copy_mtcnn(out: Path, log: Log) -> None:
-    from .weights import WeightsLocator
+    from .locator import WeightsLocator
 
     found = WeightsLocator(out).find("mtcnn")
     if found is None:

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import WeightsError
+from ..errors import WeightsError
 from .reconstruction import CROP_SIZE, five_point_template, split_coeffs
 
 FOCAL = 1015.0  # px, at the 224 crop

@@ -34,10 +34,10 @@ import torch.nn.functional as F
 import yaml
 from torch.utils.data import Dataset
 
-from .audio_features import chunk_indices, positional_encoding
-from .editor import FACE_SIZE, OFFICIAL_UNET_CONFIG, MouthEditor, load_unet, load_vae
-from .errors import InputError
-from .render import lip_mask
+from ..editor.mouth_editor import FACE_SIZE, OFFICIAL_UNET_CONFIG, MouthEditor, load_unet, load_vae
+from ..editor.whisper import chunk_indices, positional_encoding
+from ..errors import InputError
+from ..face3d.render import lip_mask
 
 HALF = FACE_SIZE // 2
 
@@ -297,7 +297,7 @@ def evaluate(editor: MouthEditor, batch: dict, config: TrainConfig) -> dict[str,
 def build_unet(config: TrainConfig):
     from diffusers import UNet2DConditionModel
 
-    from .weights import WeightsLocator
+    from ..weights.locator import WeightsLocator
 
     if config.unet_init == "scratch":
         arch = OFFICIAL_UNET_CONFIG if config.unet_config == "official" else dict(config.unet_config)
@@ -317,7 +317,7 @@ def train(config: TrainConfig, log=print) -> dict:
     from accelerate.utils import set_seed
     from torch.utils.data import DataLoader
 
-    from .weights import WeightsLocator
+    from ..weights.locator import WeightsLocator
 
     # Without a GPU, say so: accelerate then runs several launched processes as one gloo group (MULTI_CPU).
     acc = Accelerator(
@@ -450,7 +450,7 @@ def validate(
     cv2.imwrite(str(output / "val" / f"step_{step:07d}.png"), np.concatenate(rows, axis=0)[..., ::-1])
     clip = config.validation or {}
     if clip.get("video") and clip.get("audio"):
-        from .pipeline import JoyGenPipeline
+        from ..pipeline import JoyGenPipeline
 
         checkpoint = output / f"checkpoint-{step:07d}" / "unet"
         unet = checkpoint if checkpoint.is_dir() else None

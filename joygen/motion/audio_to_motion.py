@@ -24,9 +24,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import WeightsError
+from ..timeline import HUBERT_EDGE, HUBERT_HOP, HUBERT_PAD_MULTIPLE, SAMPLE_RATE
 from .audio2secc import Audio2Secc, load_audio2secc
-from .errors import WeightsError
-from .timeline import HUBERT_EDGE, HUBERT_HOP, HUBERT_PAD_MULTIPLE, SAMPLE_RATE
 
 HUBERT_WINDOW = 320_000  # samples between HuBERT windows (20 s)
 HUBERT_RECEPTIVE = 400  # samples per HuBERT frame's receptive field

@@ -26,11 +26,11 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import files
-from .errors import WeightsError
+from .. import files
+from ..errors import WeightsError
 
 MARKER = "joygen_weights.json"  # written at the root of every weights folder joygen creates
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the source tree: joygen/weights/locator.py
 BUNDLE_URL = "https://drive.google.com/file/d/1kvGsljFRnXKUK_ETdd49jJy8DbdgZKkE"  # official pretrained_models
 
 
@@ -268,7 +268,7 @@ def read_marker(folder: Path) -> dict:
 
 
 def write_marker(folder: Path, kind: str, **extra) -> None:
-    from . import __version__
+    from .. import __version__
 
     data = {"format": 1, "kind": kind, "joygen": __version__, **extra}
     if kind == "tiny":

@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .blending import crop_padded
-from .face_model import FaceModel
-from .faces import Face
+from ..editor.paste_back import crop_padded
+from .bfm import FaceModel
+from .detection import Face
 from .reconstruction import COEFF_SLICES, Alignment, ReconNet, align_face, crops_to_tensor, load_recon_net
 from .render import depth_in_frame, landmarks_in_frame, mouth_depth_image, normalize_depth, rasterize
 

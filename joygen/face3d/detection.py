@@ -24,9 +24,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .blending import Box
+from ..editor.paste_back import Box
+from ..errors import WeightsError
 from .dwpose import DWPose
-from .errors import WeightsError
 from .mtcnn import MTCNN
 
 MIN_BOX_SIDE = 8  # px; smaller boxes are treated as no face

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .face_model import CENTER, FOCAL, OUTER_LIP_468
+from .bfm import CENTER, FOCAL, OUTER_LIP_468
 from .reconstruction import CROP_SIZE, Alignment
 
 NDC_SCALE = np.float32(FOCAL / CENTER)  # 9.0625: the official projection matrix's n / x, in float32

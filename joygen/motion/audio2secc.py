@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .errors import WeightsError
+from ..errors import WeightsError
 
 EXP_DIM = 64  # BFM expression coefficients
 PITCH_BINS = 300  # rows of the pitch embedding (1..255 used)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import WeightsError
+from ..errors import WeightsError
 
 FACE_SIZE = 256  # px, side of the face crop
 LATENT_SIZE = 32  # latent side (8x VAE downsampling)

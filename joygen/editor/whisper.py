@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import WeightsError
+from ..errors import WeightsError
 
 SAMPLE_RATE = 16_000  # Hz
 N_FFT = 400  # samples per STFT window (25 ms)

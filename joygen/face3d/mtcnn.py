@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import WeightsError
+from ..errors import WeightsError
 
 PNET_CELL = 12  # px, P-Net's receptive field at pyramid scale 1
 PNET_STRIDE = 2  # px, P-Net's output stride

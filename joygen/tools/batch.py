@@ -19,7 +19,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import InputError, JoyGenError
+from ..errors import InputError, JoyGenError
 
 
 @dataclass(frozen=True)

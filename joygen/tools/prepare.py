@@ -35,17 +35,17 @@ import cv2
 import numpy as np
 import torch
 
-from .audio_features import WhisperFeatures
-from .blending import crop_padded
-from .dwpose import DWPose
-from .errors import InputError, JoyGenError
-from .faces import FaceDetector
-from .media import load_audio, probe
-from .mouth_depth import MouthDepth
-from .mtcnn import MTCNN
-from .timeline import chunk_count
-from .video import SourceFrames, prefetch
-from .weights import WeightsLocator
+from ..editor.paste_back import crop_padded
+from ..editor.whisper import WhisperFeatures
+from ..errors import InputError, JoyGenError
+from ..face3d.detection import FaceDetector
+from ..face3d.dwpose import DWPose
+from ..face3d.mouth_depth import MouthDepth
+from ..face3d.mtcnn import MTCNN
+from ..media import load_audio, probe
+from ..timeline import chunk_count
+from ..video import SourceFrames, prefetch
+from ..weights.locator import WeightsLocator
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"}
 NEEDED = ("mtcnn", "dwpose", "face_recon", "bfm", "whisper")

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from .errors import WeightsError
+from ..errors import WeightsError
 
 NUM_CLASSES = 19
 PARSING_SIZE = 512  # px, the network's input side

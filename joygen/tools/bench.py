@@ -24,10 +24,10 @@ from pathlib import Path
 
 import torch
 
-from .media import ffmpeg_path, run_ffmpeg
-from .pipeline import JoyGenPipeline
-from .report import versions
-from .weights import PROJECT_ROOT, WeightSet
+from ..media import ffmpeg_path, run_ffmpeg
+from ..pipeline import JoyGenPipeline
+from ..report import versions
+from ..weights.locator import PROJECT_ROOT, WeightSet
 
 EXAMPLE_VIDEO = PROJECT_ROOT / "assets" / "examples" / "example_5s.mp4"
 EXAMPLE_AUDIO = PROJECT_ROOT / "assets" / "examples" / "xinwen_5s.mp3"
@@ -41,19 +41,19 @@ def real_size_pipeline(work: Path, device: str, dtype: torch.dtype | None) -> Jo
     from transformers import HubertConfig, HubertModel, WhisperConfig
     from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
-    from .audio2secc import Audio2Secc
-    from .audio_features import WhisperFeatures
-    from .dwpose import DWPose, write_tiny_dwpose
-    from .editor import OFFICIAL_UNET_CONFIG, OFFICIAL_VAE_CONFIG, MouthEditor
-    from .face_model import FaceModel
-    from .face_parsing import BiSeNet, FaceParser
-    from .faces import FaceDetector
-    from .motion import AudioToMotion, HubertFeatures
-    from .mouth_depth import MouthDepth
-    from .mtcnn import MTCNN
-    from .reconstruction import ReconNet
-    from .tiny_weights import _bfm
-    from .weights import WeightsLocator
+    from ..editor.face_parsing import BiSeNet, FaceParser
+    from ..editor.mouth_editor import OFFICIAL_UNET_CONFIG, OFFICIAL_VAE_CONFIG, MouthEditor
+    from ..editor.whisper import WhisperFeatures
+    from ..face3d.bfm import FaceModel
+    from ..face3d.detection import FaceDetector
+    from ..face3d.dwpose import DWPose, write_tiny_dwpose
+    from ..face3d.mouth_depth import MouthDepth
+    from ..face3d.mtcnn import MTCNN
+    from ..face3d.reconstruction import ReconNet
+    from ..motion.audio2secc import Audio2Secc
+    from ..motion.audio_to_motion import AudioToMotion, HubertFeatures
+    from ..weights.locator import WeightsLocator
+    from ..weights.tiny import _bfm
 
     torch.manual_seed(0)
     mtcnn = WeightsLocator(use_public=True).find("mtcnn")
@@ -206,7 +206,7 @@ def run(
         log(f"building the {size}-size models on {device} ...")
         start = time.perf_counter()
         if size == "tiny":
-            from .tiny_weights import write_tiny_weights
+            from ..weights.tiny import write_tiny_weights
 
             pipe = JoyGenPipeline.from_pretrained(write_tiny_weights(work / "weights"), device=device, dtype=dtype)
         else:
@@ -264,7 +264,7 @@ def run(
 
 
 def probe_size(path: Path) -> tuple[int, int]:
-    from .media import probe
+    from ..media import probe
 
     v = probe(path).video
     return v.width, v.height

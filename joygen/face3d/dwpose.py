@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .errors import WeightsError
+from ..errors import WeightsError
 
 INPUT_SIZE = (288, 384)  # (w, h) of the model input
 SIMCC_SPLIT = 2.0  # bins per pixel

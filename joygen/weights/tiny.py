@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import WeightsError
-from .weights import ARTIFACTS, WeightsLocator, write_marker
+from ..errors import WeightsError
+from .locator import ARTIFACTS, WeightsLocator, write_marker
 
 TINY_UNET = dict(
     in_channels=12,
@@ -119,7 +119,7 @@ def _whisper(folder: Path) -> None:
 
 
 def _face_parsing(folder: Path) -> None:
-    from .face_parsing import BiSeNet
+    from ..editor.face_parsing import BiSeNet
 
     net = BiSeNet(base=TINY_BISENET_BASE)
     # Main head: class 1 ("skin") scores the sum of the (non-negative) features, every other class 0.
@@ -143,7 +143,7 @@ def _mtcnn(folder: Path) -> None:
 
 def _face_recon(folder: Path) -> None:
     """A narrow R-Net whose heads are nearly zero: every face comes out close to the mean face, frontal."""
-    from .reconstruction import ReconNet
+    from ..face3d.reconstruction import ReconNet
 
     net = ReconNet(base=TINY_RECON_BASE)
     with torch.no_grad():
@@ -155,7 +155,7 @@ def _face_recon(folder: Path) -> None:
 
 
 def _dwpose(folder: Path) -> None:
-    from .dwpose import write_tiny_dwpose
+    from ..face3d.dwpose import write_tiny_dwpose
 
     write_tiny_dwpose(folder / "dw-ll_ucoco_384.onnx")
 
@@ -166,7 +166,7 @@ def _bfm(folder: Path, grid: tuple[int, int] = TINY_FACE_GRID) -> None:
     gives the real BFM's size (35 721 vertices, 70 688 triangles) for benchmarks."""
     from scipy.io import savemat
 
-    from .face_model import OUTER_LIP_468
+    from ..face3d.bfm import OUTER_LIP_468
 
     rng = np.random.default_rng(0)
     nx, ny = grid
@@ -259,7 +259,7 @@ def _audio2secc(folder: Path) -> None:
     """Official checkpoint layout (nested state_dict) and config keys, small sizes under ``joygen_sizes``."""
     import yaml
 
-    from .audio2secc import Audio2Secc, Audio2SeccConfig
+    from ..motion.audio2secc import Audio2Secc, Audio2SeccConfig
 
     model = Audio2Secc(Audio2SeccConfig(**TINY_AUDIO2SECC))
     with torch.no_grad():

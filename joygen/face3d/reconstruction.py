@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from .errors import WeightsError
+from ..errors import WeightsError
 
 CROP_SIZE = 224  # px, the R-Net's input side
 RESCALE_FACTOR = 102.0  # the template's scale in the crop
