@@ -203,7 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_edit(args: argparse.Namespace) -> int:
     from .config import PipelineConfig, option_names
     from .files import check_output
-    from .pipeline import JoyGenPipeline, check_inputs
+    from .media import check_inputs
+    from .pipeline import JoyGenPipeline
 
     config = PipelineConfig().with_options(**{k: v for k, v in vars(args).items() if k in option_names()})
     check_inputs(args.video, args.audio, config)  # fail fast, before any model is loaded

@@ -12,7 +12,10 @@ import errno
 import hashlib
 import os
 import shutil
+import tempfile
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import JoyGenError, OutputError
@@ -114,3 +117,21 @@ def write_text(dest: str | Path, text: str, what: str = "file") -> Path:
         tmp.unlink(missing_ok=True)
         raise OutputError(f"could not write the {what} '{dest}': {os_error_text(exc)}") from None
     return dest
+
+
+@contextmanager
+def work_folder(work_dir: str | Path | None) -> Iterator[Path]:
+    """The run's private folder (a new temporary one unless given, then deleted); a full disk there is said
+    in words."""
+    own = work_dir is None
+    work = Path(tempfile.mkdtemp(prefix="joygen-")) if own else Path(work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        yield work
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise work_folder_error(exc, work) from None
+        raise
+    finally:
+        if own:
+            shutil.rmtree(work, ignore_errors=True)

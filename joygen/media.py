@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import FFmpegError, InputError
+from .timeline import FPS, SAMPLE_RATE
 
-SAMPLE_RATE = 16_000  # Hz; every audio model of the pipeline reads 16 kHz
 STILL_IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 _IMAGE_FORMATS = re.compile(r"^(image2|\w+_pipe)$")  # ffmpeg demuxers of single pictures
 _STDERR_TAIL = 600  # characters of ffmpeg's stderr quoted in an error
@@ -96,7 +96,7 @@ class MediaInfo:
         """Frames at 25 fps implied by the duration (ffmpeg's fps conversion keeps about this many)."""
         if self.still_image:
             return 1
-        return None if self.duration is None else max(1, round(self.duration * 25))
+        return None if self.duration is None else max(1, round(self.duration * FPS))
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -237,3 +237,38 @@ def _channel_count(layout: str) -> int | None:
         return named[layout]
     m = re.match(r"(\d+) channels", layout)
     return int(m.group(1)) if m else None
+
+
+def check_inputs(video: str | Path, audio: str | Path, config=None) -> tuple[MediaInfo, MediaInfo]:
+    """Probe both files of an edit and fail early with a specific message; returns their `MediaInfo`.
+
+    ``config``: a `joygen.config.PipelineConfig`, whose ``video.max_seconds`` limits both lengths.
+
+    Raises:
+        InputError: a missing, empty or unreadable file, a "video" without pictures, an "audio" without
+            sound, or a file over ``config.video.max_seconds``.
+    """
+    limit = config.video.max_seconds if config is not None else None
+    vinfo = probe(video, "video")
+    if vinfo.video is None:
+        kind = "an audio-only file" if vinfo.audio is not None else "a file without pictures"
+        raise InputError(f"video file '{video}' is {kind}; give a video (mp4, mov, webm, ...) or an image")
+    ainfo = probe(audio, "audio")
+    if ainfo.audio is None:
+        what = "a video with no sound track" if ainfo.video is not None else "a file with no audio stream"
+        raise InputError(
+            f"audio file '{audio}' is {what}; give a voice track (wav, mp3, m4a, ogg, flac, or a video that has sound)"
+        )
+    for info, role in ((vinfo, "video"), (ainfo, "audio")):
+        if limit and info.duration and not info.still_image and info.duration > limit + 0.5:
+            raise InputError(
+                f"{role} file '{info.path}' lasts {info.duration:.1f} s; the limit here is {limit:.0f} s. Cut it shorter"
+            )
+    return vinfo, ainfo
+
+
+def same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and a.samefile(b)
+    except OSError:
+        return False

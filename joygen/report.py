@@ -93,3 +93,64 @@ def versions() -> dict:
 
 def now_iso() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def build_report(
+    *,
+    inputs: dict,
+    output: str,
+    timeline,
+    source_frames: int | None,
+    frames_without_face: list[int],
+    box_source: dict,
+    depth: bool,
+    expression_rows: int | None,
+    config: dict,
+    timings: dict[str, float],
+    total_s: float,
+    device: str,
+    dtype: str,
+    tiny_weights: bool,
+    warnings: list[str],
+    weights: list[dict],
+) -> dict:
+    """The JSON report of one edit (see the README, "Command line")."""
+    from .timeline import FPS
+
+    return {
+        "created": now_iso(),
+        "inputs": inputs,
+        "output": {
+            "path": output,
+            "frames": timeline.num_frames,
+            "fps": FPS,
+            "seconds": round(timeline.num_frames / FPS, 3),
+        },
+        "frames": {
+            "audio_samples_16k": timeline.num_samples,
+            "expression_frames": timeline.expression_frames,
+            "whisper_frames": timeline.whisper_frames,
+            "audio_chunks": timeline.audio_chunks,
+            "output_frames": timeline.num_frames,
+            "source_frames": source_frames,  # None: the video was longer than needed
+            "ping_pong": source_frames is not None,
+            "frames_without_face": frames_without_face,
+            "box_source": box_source,
+        },
+        "mode": {
+            "depth": depth,
+            "note": "mouth depth from the audio-driven 3D face"
+            if depth
+            else "no-depth mode: the depth condition is the latent of a black image",
+            "expression_rows": expression_rows,
+        },
+        "config": config,
+        "timings_s": timings,
+        "total_s": round(total_s, 3),
+        "device": device,
+        "dtype": dtype,
+        "tiny_weights": tiny_weights,
+        "warnings": warnings,
+        "weights": weights,
+        "versions": versions(),
+    }

@@ -30,11 +30,16 @@ WHISPER_STRIDE = 2  # log-mel frames per Whisper encoder frame (50 Hz)
 CHUNK_EXTRA = 2  # chunks emitted past T_whisper // 2 by the official loop
 
 
+def hubert_frame_count(num_samples: int, padded: bool = True) -> int:
+    """HuBERT frames (50 Hz) of ``num_samples`` of 16 kHz audio: ``(samples - 80) // 320``, then (``padded``)
+    zero-padded up to a multiple of 8 as stage 1 feeds them to audio2secc."""
+    t50 = max(0, (num_samples - HUBERT_EDGE) // HUBERT_HOP)
+    return -(-t50 // HUBERT_PAD_MULTIPLE) * HUBERT_PAD_MULTIPLE if padded else t50
+
+
 def expression_frame_count(num_samples: int) -> int:
     """Rows of the stage-1 expression sequence (25 fps) for ``num_samples`` of 16 kHz audio."""
-    t50 = max(0, (num_samples - HUBERT_EDGE) // HUBERT_HOP)
-    t50 = -(-t50 // HUBERT_PAD_MULTIPLE) * HUBERT_PAD_MULTIPLE
-    return t50 // 2
+    return hubert_frame_count(num_samples) // 2
 
 
 def whisper_frame_count(num_samples: int) -> int:

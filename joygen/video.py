@@ -17,6 +17,7 @@ import os
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -337,3 +338,16 @@ class ThreadedWriter:
         self.writer.abort()  # stops ffmpeg first: writes still queued fail fast and are dropped
         self._items.put(_DONE)
         self._thread.join()
+
+
+@contextmanager
+def decoded(source: SourceFrames, num_frames: int, timer):
+    """``(index, (source index, frame))`` of the timeline, decoded in a background thread; ``timer``
+    (a `joygen.report.StageTimer`) is charged the time the caller waits for frames."""
+    frames = source.frames(num_frames)
+    ahead = prefetch(enumerate(frames))
+    try:
+        yield timer.iterate("video_decode", ahead)
+    finally:
+        ahead.close()
+        frames.close()

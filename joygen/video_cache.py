@@ -42,8 +42,8 @@ def default_cache_dir() -> Path:
 
 
 @dataclass
-class FrameWork:
-    """The voice-independent work of one source frame."""
+class FrameAnalysis:
+    """The voice-independent analysis of one source frame: what the video cache stores."""
 
     face: Face | None  # None: no face, the frame passes through
     latents: np.ndarray | None = None  # (8, 32, 32) float32: masked then reference latent
@@ -70,7 +70,7 @@ class VideoCache:
         except OSError as exc:
             self.problem = f"cannot create '{self.folder}': {os_error_text(exc)}"
         self._loaded: OrderedDict[int, dict] = OrderedDict()  # chunk -> arrays (at most 2 kept)
-        self._pending: dict[int, dict[int, FrameWork]] = {}  # chunk -> new entries not yet written
+        self._pending: dict[int, dict[int, FrameAnalysis]] = {}  # chunk -> new entries not yet written
         self.hits = self.misses = 0
 
     def _path(self, chunk: int) -> Path:
@@ -93,7 +93,7 @@ class VideoCache:
             self._loaded.popitem(last=False)
         return arrays
 
-    def get(self, source_index: int, need_coeffs: bool) -> FrameWork | None:
+    def get(self, source_index: int, need_coeffs: bool) -> FrameAnalysis | None:
         """The cached work of a source frame, or None (not cached, or without coefficients when needed)."""
         chunk, row = divmod(source_index, CHUNK)
         pending = self._pending.get(chunk, {}).get(row)
@@ -111,7 +111,7 @@ class VideoCache:
         self.hits += 1
         return work
 
-    def put(self, source_index: int, work: FrameWork) -> None:
+    def put(self, source_index: int, work: FrameAnalysis) -> None:
         chunk, row = divmod(source_index, CHUNK)
         self._pending.setdefault(chunk, {})[row] = work
         if len(self._pending[chunk]) == CHUNK:
@@ -163,7 +163,7 @@ def _empty() -> dict[str, np.ndarray]:
     }
 
 
-def _pack(a: dict, row: int, work: FrameWork) -> None:
+def _pack(a: dict, row: int, work: FrameAnalysis) -> None:
     a["valid"][row] = True
     face = work.face
     a["has_face"][row] = face is not None
@@ -182,9 +182,9 @@ def _pack(a: dict, row: int, work: FrameWork) -> None:
         a["align"][row] = [al.width, al.height, al.scale, al.left, al.up, *al.translation]
 
 
-def _unpack(a: dict, row: int) -> FrameWork:
+def _unpack(a: dict, row: int) -> FrameAnalysis:
     if not a["has_face"][row]:
-        return FrameWork(None)
+        return FrameAnalysis(None)
     lm68 = a["lm68"][row]
     face = Face(
         tuple(float(v) for v in a["box"][row]),
@@ -200,4 +200,4 @@ def _unpack(a: dict, row: int) -> FrameWork:
         coeffs = a["coeffs"][row].copy()
         w, h, s, left, up, tx, ty = a["align"][row]
         alignment = Alignment(int(w), int(h), float(s), int(left), int(up), (float(tx), float(ty)))
-    return FrameWork(face, a["latents"][row].copy(), parsing, coeffs, alignment)
+    return FrameAnalysis(face, a["latents"][row].copy(), parsing, coeffs, alignment)

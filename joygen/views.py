@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from .pipeline import DepthPreview, JoyGenOutput
+from .timeline import FPS
+
+if TYPE_CHECKING:  # names only: importing the pipeline would load every model library
+    from .outputs import DepthPreview
+    from .pipeline import JoyGenOutput
 
 SILENCE_DB = -60.0  # loudness floor of the plot
 
 
 def depth_strip(previews: list[DepthPreview]) -> list[tuple[np.ndarray, str]]:
     """One ``(256, 512, 3)`` image per preview, the face crop beside the mouth depth it was given, captioned."""
-    return [(np.concatenate([p.face, p.depth], axis=1), f"frame {p.frame} ({p.frame / 25:.2f} s)") for p in previews]
+    return [(np.concatenate([p.face, p.depth], axis=1), f"frame {p.frame} ({p.frame / FPS:.2f} s)") for p in previews]
 
 
 def trajectory_rows(trajectory: dict | None) -> list[dict]:

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from joygen.boxes import context_box, crop_padded
 from joygen.editor.face_parsing import FACE_CLASSES
-from joygen.editor.paste_back import blend_mask, composite, context_box, crop_padded, feather_kernel, paste_back
+from joygen.editor.paste_back import blend_mask, composite, feather_kernel, paste_back
 
 
 @pytest.fixture(scope="module")

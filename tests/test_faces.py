@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from joygen.face3d.detection import FaceDetector, iou, landmark_box, select_box
+from joygen.boxes import iou
+from joygen.face3d.detection import FaceDetector, landmark_box, select_box
 from joygen.face3d.dwpose import FLIP_INDICES, INPUT_SIZE, DWPose, frame_box, warp_matrix
 from joygen.media import probe
 from joygen.video import SourceFrames

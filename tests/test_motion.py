@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import ffmpeg, rel_err
+from helpers import ffmpeg, rel_err
 
 from joygen.errors import InputError, WeightsError
 from joygen.media import load_audio
 from joygen.motion.audio2secc import Audio2Secc, Audio2SeccConfig, f0_to_coarse, load_audio2secc
-from joygen.motion.audio_to_motion import AudioToMotion, HubertFeatures, lip_trajectory, normalise, pitch
+from joygen.motion.audio_to_motion import AudioToMotion, HubertFeatures, normalise, pitch
 from joygen.timeline import Timeline
+from joygen.trajectory import lip_trajectory
 
 TOL = 1e-5
 

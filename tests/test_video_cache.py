@@ -4,23 +4,23 @@ import numpy as np
 
 from joygen.face3d.detection import Face
 from joygen.face3d.reconstruction import Alignment
-from joygen.video_cache import CHUNK, FrameWork, VideoCache
+from joygen.video_cache import CHUNK, FrameAnalysis, VideoCache
 
 
-def _work(seed: int, with_coeffs: bool = True) -> FrameWork:
+def _work(seed: int, with_coeffs: bool = True) -> FrameAnalysis:
     rng = np.random.default_rng(seed)
     face = Face((10.5, 20.25, 110.0, 140.0), rng.random((5, 2), dtype=np.float32), 0.99, (11.0, 21.0, 109.0, 139.0),
                 rng.random((68, 2), dtype=np.float32), "landmarks")  # fmt: skip
     parsing = (rng.random((512, 512)) > 0.5).astype(np.uint8) * 255
     coeffs = rng.random(257, dtype=np.float32) if with_coeffs else None
     al = Alignment(900, 900, 0.315, 34, -17, (449.5, 450.25)) if with_coeffs else None
-    return FrameWork(face, rng.random((8, 32, 32), dtype=np.float32), parsing, coeffs, al)
+    return FrameAnalysis(face, rng.random((8, 32, 32), dtype=np.float32), parsing, coeffs, al)
 
 
 def test_round_trip_is_exact(tmp_path):
     cache = VideoCache(tmp_path, "ab" * 32, {"x": 1})
     works = {i: _work(i) for i in range(CHUNK + 3)}
-    works[5] = FrameWork(None)  # a frame without a face
+    works[5] = FrameAnalysis(None)  # a frame without a face
     for i, w in works.items():
         cache.put(i, w)
     cache.flush()

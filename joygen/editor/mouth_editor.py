@@ -19,9 +19,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..boxes import FACE_SIZE
 from ..errors import WeightsError
 
-FACE_SIZE = 256  # px, side of the face crop
 LATENT_SIZE = 32  # latent side (8x VAE downsampling)
 UNET_IN_CHANNELS = 12  # [masked face, reference, depth] x 4 latent channels
 CROSS_ATTENTION_DIM = 384  # Whisper-tiny state width

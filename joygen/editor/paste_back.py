@@ -19,26 +19,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-Box = tuple[int, int, int, int]  # x1, y1, x2, y2 in px, integers, x2/y2 exclusive
-
-
-def context_box(box: Box, expand: float = 1.2) -> Box:
-    """Square context around a face box (may extend past the frame)."""
-    x1, y1, x2, y2 = box
-    xc, yc = (x1 + x2) // 2, (y1 + y2) // 2
-    half = int(max(x2 - x1, y2 - y1) // 2 * expand)
-    return xc - half, yc - half, xc + half, yc + half
-
-
-def crop_padded(frame: np.ndarray, box: Box) -> np.ndarray:
-    """``frame[y1:y2, x1:x2]`` with black where the box leaves the frame (PIL ``crop`` semantics)."""
-    x1, y1, x2, y2 = box
-    out = np.zeros((y2 - y1, x2 - x1) + frame.shape[2:], frame.dtype)
-    h, w = frame.shape[:2]
-    sx1, sy1, sx2, sy2 = max(x1, 0), max(y1, 0), min(x2, w), min(y2, h)
-    if sx2 > sx1 and sy2 > sy1:
-        out[sy1 - y1 : sy2 - y1, sx1 - x1 : sx2 - x1] = frame[sy1:sy2, sx1:sx2]
-    return out
+from ..boxes import Box, context_box, crop_padded
 
 
 def feather_kernel(side: int, feather: float = 0.1) -> int:
@@ -156,13 +137,3 @@ class EditFader:
             return edited
         w = distance / (self.span + 1)
         return np.round(source.astype(np.float32) * (1 - w) + edited.astype(np.float32) * w).astype(np.uint8)
-
-
-def side_by_side_frame(source: np.ndarray, edited: np.ndarray, height: int) -> np.ndarray:
-    """``source | edited``, each scaled to ``height`` px (area filter), as one frame."""
-    h, w = source.shape[:2]
-    width = round(w * height / h / 2) * 2
-    if (h, w) != (height, width):
-        source = cv2.resize(source, (width, height), interpolation=cv2.INTER_AREA)
-        edited = cv2.resize(edited, (width, height), interpolation=cv2.INTER_AREA)
-    return np.concatenate([source, edited], axis=1)

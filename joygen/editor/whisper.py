@@ -30,13 +30,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import WeightsError
+from ..timeline import FPS, MEL_HOP, SAMPLE_RATE, WHISPER_STRIDE, WHISPER_WINDOW
 
-SAMPLE_RATE = 16_000  # Hz
 N_FFT = 400  # samples per STFT window (25 ms)
-HOP_LENGTH = 160  # samples between log-mel frames (10 ms)
+HOP_LENGTH = MEL_HOP  # samples between log-mel frames (10 ms)
 N_MELS = 80
-WINDOW_FRAMES = 3000  # log-mel frames per encoder window (30 s)
-FEATURE_RATE = 50  # encoder frames per second
+WINDOW_FRAMES = WHISPER_WINDOW  # log-mel frames per encoder window (30 s)
+FEATURE_RATE = SAMPLE_RATE // MEL_HOP // WHISPER_STRIDE  # encoder frames per second (50)
 FRAME_OFFSETS = np.arange(-4, 6)  # encoder frames around 2i used by video frame i (-80 ms .. +120 ms)
 NUM_STATES = 5  # stem + 4 blocks
 TOKENS_PER_FRAME = len(FRAME_OFFSETS) * NUM_STATES  # 50
@@ -81,7 +81,7 @@ def positional_encoding(length: int = TOKENS_PER_FRAME, d_model: int = 384) -> t
 
 def chunk_indices(num_features: int, frame_indices: np.ndarray | list[int]) -> np.ndarray:
     """Encoder frames read by each video frame: ``[len(frame_indices), 10]`` int64, clamped to the clip."""
-    centres = 2 * np.asarray(frame_indices, dtype=np.int64)[:, None]  # int(i * 50 / 25)
+    centres = FEATURE_RATE // FPS * np.asarray(frame_indices, dtype=np.int64)[:, None]  # int(i * 50 / 25)
     return np.clip(centres + FRAME_OFFSETS[None, :], 0, num_features - 1)
 
 

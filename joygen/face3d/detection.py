@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..editor.paste_back import Box
+from ..boxes import Box, iou
 from ..errors import WeightsError
 from .dwpose import DWPose
 from .mtcnn import MTCNN
@@ -57,15 +57,6 @@ class Face:
             "score": round(self.score, 5),
             "points": np.round(self.points, 3).tolist(),
         }
-
-
-def iou(a, b) -> float:
-    """Intersection over union of two (x1, y1, x2, y2) boxes."""
-    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = w * h
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def landmark_box(landmarks68: np.ndarray) -> tuple[int, int, int, int] | None:

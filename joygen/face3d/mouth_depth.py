@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..editor.paste_back import crop_padded
+from ..boxes import crop_padded
 from .bfm import FaceModel
 from .detection import Face
 from .reconstruction import COEFF_SLICES, Alignment, ReconNet, align_face, crops_to_tensor, load_recon_net

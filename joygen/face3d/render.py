@@ -26,12 +26,12 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..boxes import FACE_SIZE
 from .bfm import CENTER, FOCAL, OUTER_LIP_468
 from .reconstruction import CROP_SIZE, Alignment
 
 NDC_SCALE = np.float32(FOCAL / CENTER)  # 9.0625: the official projection matrix's n / x, in float32
 DEPTH_EPS = 1e-8  # the official normalisation's guard
-FACE_SIZE = 256  # px, the editor's crop
 
 
 @dataclass

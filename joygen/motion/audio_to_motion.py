@@ -11,8 +11,6 @@ Front end exactly as the official ``inference_audio2motion.py``:
   channel *mix*, padded/cut to the frame count of a 512/320 STFT, then to the HuBERT length.
 * audio2secc (`joygen.audio2secc`) sampled with the official seed handling: ``torch.manual_seed(seed)``
   then the prior noise is the first CPU draw, scaled by the temperature (0.2), mouth amplitude 0.45.
-
-Also here: the lip trajectory the app plots, measured on the BFM mean face carrying each frame's expression.
 """
 
 from __future__ import annotations
@@ -25,7 +23,7 @@ import torch
 from torch import nn
 
 from ..errors import WeightsError
-from ..timeline import HUBERT_EDGE, HUBERT_HOP, HUBERT_PAD_MULTIPLE, SAMPLE_RATE
+from ..timeline import HUBERT_HOP, SAMPLE_RATE, hubert_frame_count
 from .audio2secc import Audio2Secc, load_audio2secc
 
 HUBERT_WINDOW = 320_000  # samples between HuBERT windows (20 s)
@@ -40,12 +38,6 @@ def normalise(wav: np.ndarray) -> np.ndarray:
     """Zero mean, unit variance over the whole clip, in float32 (the HuBERT feature extractor's rule)."""
     x = np.asarray(wav, np.float32)
     return (x - x.mean()) / np.sqrt(x.var() + NORMALISE_EPS)
-
-
-def hubert_frames(num_samples: int) -> int:
-    """50 Hz frames of ``num_samples`` after zero-padding to a multiple of 8."""
-    t50 = max(0, (num_samples - HUBERT_EDGE) // HUBERT_HOP)
-    return -(-t50 // HUBERT_PAD_MULTIPLE) * HUBERT_PAD_MULTIPLE
 
 
 def pitch(mono: np.ndarray, num_frames: int) -> np.ndarray:
@@ -86,7 +78,7 @@ class HubertFeatures(nn.Module):
 
     @torch.no_grad()
     def forward(self, channel0: np.ndarray) -> torch.Tensor:
-        """``[samples]`` 16 kHz (channel 0) -> ``[T, 1024]`` float32 CPU, T = `hubert_frames`."""
+        """``[samples]`` 16 kHz (channel 0) -> ``[T, 1024]`` float32 CPU, T = `joygen.timeline.hubert_frame_count`."""
         param = next(self.model.parameters())
         x = torch.from_numpy(normalise(channel0))
         n = len(x)
@@ -94,9 +86,9 @@ class HubertFeatures(nn.Module):
         windows = [(s, s + HUBERT_WINDOW - HUBERT_HOP + HUBERT_RECEPTIVE) for s in starts]
         if n - len(starts) * HUBERT_WINDOW >= HUBERT_RECEPTIVE:
             windows.append((len(starts) * HUBERT_WINDOW, n))
-        t50 = max(0, (n - HUBERT_EDGE) // HUBERT_HOP)
+        t50 = hubert_frame_count(n, padded=False)
         # Filled window by window; rows past the last window (at most one) and the padding stay zero.
-        feats = torch.zeros(hubert_frames(n), self.model.config.hidden_size)
+        feats = torch.zeros(hubert_frame_count(n), self.model.config.hidden_size)
         row = 0
         for s, e in windows:
             chunk = x[s:e][None].to(param.device, param.dtype)
@@ -147,7 +139,7 @@ class AudioToMotion(nn.Module):
             keep_features: also return the HuBERT features (``[2N, 1024]``; large for long audio).
 
         Returns:
-            `Motion` with ``[hubert_frames // 2, 64]`` expressions.
+            `Motion` with ``[hubert_frame_count // 2, 64]`` expressions.
         """
         audio = np.asarray(audio, np.float32)
         if hubert_input not in ("channel0", "mix"):
@@ -166,49 +158,3 @@ class AudioToMotion(nn.Module):
             features[None].to(param), torch.from_numpy(f0)[None].to(param), noise, temperature, mouth_amp
         )
         return Motion(exp[0].float().cpu().numpy(), f0, features if keep_features else None)
-
-
-# -- the lip trajectory ------------------------------------------------------------------------------
-
-UPPER_LIP, LOWER_LIP = 0, 17  # MediaPipe FaceMesh: outer upper / lower lip centre
-MOUTH_LEFT, MOUTH_RIGHT = 61, 291  # mouth corners
-DM_TO_MM = 100.0
-
-
-def lip_trajectory(face_model, expressions: np.ndarray) -> dict[str, np.ndarray]:
-    """Mouth opening and width (mm) of the BFM mean face carrying each frame's expression.
-
-    Only the four lip vertices are evaluated, so a long clip costs ``[N, 12]`` numbers, not whole meshes.
-
-    Args:
-        face_model: `joygen.face_model.FaceModel`.
-        expressions: ``[N, 64]``.
-
-    Returns:
-        ``{"time_s", "mouth_open_mm", "mouth_width_mm"}``, each ``[N]``.
-    """
-    ids = face_model.index468[[UPPER_LIP, LOWER_LIP, MOUTH_LEFT, MOUTH_RIGHT]]
-    rows = (3 * ids[:, None] + torch.arange(3, device=ids.device)).reshape(-1)  # x, y, z rows of each vertex
-    exp = torch.as_tensor(np.asarray(expressions), dtype=torch.float32, device=ids.device)
-    with torch.no_grad():
-        points = (face_model.mean_shape[rows] + exp @ face_model.exp_base[rows].T).view(-1, 4, 3).cpu().numpy()
-    opening = np.linalg.norm(points[:, 0] - points[:, 1], axis=1) * DM_TO_MM
-    width = np.linalg.norm(points[:, 2] - points[:, 3], axis=1) * DM_TO_MM
-    return {"time_s": np.arange(len(exp)) / 25.0, "mouth_open_mm": opening, "mouth_width_mm": width}
-
-
-def loudness(wav: np.ndarray, num_frames: int, fps: int = 25) -> dict[str, np.ndarray]:
-    """Loudness of a mono 16 kHz waveform per video frame: RMS in dBFS over each frame's 40 ms.
-
-    Returns:
-        ``{"time_s", "loudness_db"}``, each ``[num_frames]``; silence is -100 dB.
-    """
-    hop = SAMPLE_RATE // fps
-    frames = np.zeros((num_frames, hop), np.float32)
-    usable = min(num_frames, len(wav) // hop)
-    frames[:usable] = np.asarray(wav[: usable * hop], np.float32).reshape(usable, hop)
-    if usable < num_frames and len(wav) > usable * hop:
-        tail = wav[usable * hop :]
-        frames[usable, : len(tail)] = tail[:hop]
-    rms = np.sqrt(np.einsum("ij,ij->i", frames, frames, dtype=np.float64) / hop)
-    return {"time_s": np.arange(num_frames) / fps, "loudness_db": 20 * np.log10(np.maximum(rms, 1e-5))}

@@ -27,6 +27,7 @@ import torch
 from ..media import ffmpeg_path, run_ffmpeg
 from ..pipeline import JoyGenPipeline
 from ..report import versions
+from ..timeline import FPS, SAMPLE_RATE
 from ..weights.locator import PROJECT_ROOT, WeightSet
 
 EXAMPLE_VIDEO = PROJECT_ROOT / "assets" / "examples" / "example_5s.mp4"
@@ -102,7 +103,7 @@ def prepare_clip(work: Path, frames: int, video: str | None, audio: str | None) 
     """A clip of ``frames`` frames, its voice, and a second voice of the same length (the first reversed)."""
     video = Path(video or EXAMPLE_VIDEO)
     audio = Path(audio or EXAMPLE_AUDIO)
-    seconds = frames / 25
+    seconds = frames / FPS
     clip, voice, other = work / "clip.mp4", work / "voice.wav", work / "voice_reversed.wav"
     run_ffmpeg(
         [
@@ -127,7 +128,7 @@ def prepare_clip(work: Path, frames: int, video: str | None, audio: str | None) 
             ffmpeg_path(audio),
             "-t",
             f"{seconds:.3f}",
-            *"-ac 1 -ar 16000 -y".split(),
+            *["-ac", "1", "-ar", str(SAMPLE_RATE), "-y"],
             ffmpeg_path(voice),
         ],
         what="preparing the voice",
@@ -252,7 +253,7 @@ def run(
         "stand_ins": []
         if size == "tiny"
         else ["DWPose (tiny network, real RTMPose-l costs more)", "BFM (procedural mesh of the real size)"],
-        "clip": {"frames": frames, "width": info[0], "height": info[1], "fps": 25},
+        "clip": {"frames": frames, "width": info[0], "height": info[1], "fps": FPS},
         "batch_size": batch,
         "model_load_seconds": round(load_s, 1),
         "runs": results,

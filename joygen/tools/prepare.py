@@ -35,15 +35,12 @@ import cv2
 import numpy as np
 import torch
 
-from ..editor.paste_back import crop_padded
-from ..editor.whisper import WhisperFeatures
+from ..assemble import load_face_detector, load_mouth_depth, load_whisper
+from ..boxes import crop_padded
+from ..config import FaceConfig
 from ..errors import InputError, JoyGenError
-from ..face3d.detection import FaceDetector
-from ..face3d.dwpose import DWPose
-from ..face3d.mouth_depth import MouthDepth
-from ..face3d.mtcnn import MTCNN
 from ..media import load_audio, probe
-from ..timeline import chunk_count
+from ..timeline import FPS, chunk_count
 from ..video import SourceFrames, prefetch
 from ..weights.locator import WeightsLocator
 
@@ -67,13 +64,11 @@ class Preparer:
         self.config = config or PrepareConfig()
         weights = WeightsLocator(weights_dir).resolve(NEEDED)
         self.weights = weights
-        mtcnn = MTCNN.from_pretrained(weights["mtcnn"].folder, min_face_size=self.config.min_face_size).to(device)
-        dwpose = DWPose(weights["dwpose"].path("dw-ll_ucoco_384.onnx"), device)
-        self.detector = FaceDetector(mtcnn, dwpose, self.config.iou_threshold)
-        self.depth = MouthDepth.from_pretrained(weights["face_recon"].path("epoch_20.pth"), weights["bfm"].folder).to(
-            device
-        )
-        self.whisper = WhisperFeatures.from_pretrained(weights["whisper"].folder).to(device)
+        face = FaceConfig(min_face_size=self.config.min_face_size, iou_threshold=self.config.iou_threshold)
+        self.detector = load_face_detector(weights, face, device)  # the pipeline's constructors
+        self.detector.mtcnn.to(device)
+        self.depth = load_mouth_depth(weights).to(device)
+        self.whisper = load_whisper(weights).to(device)
 
     @torch.no_grad()
     def video(self, path: Path, out: Path) -> dict:
@@ -120,7 +115,7 @@ class Preparer:
             "spans": spans,
             "dropped": dict(reasons),
             "whisper": {"file": "whisper.f16", "shape": [stream.num_frames, 5, stream.model.encoder.config.d_model]},
-            "fps": 25,
+            "fps": FPS,
         }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
         shutil.rmtree(out, ignore_errors=True)

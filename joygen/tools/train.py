@@ -35,7 +35,7 @@ import yaml
 from torch.utils.data import Dataset
 
 from ..editor.mouth_editor import FACE_SIZE, OFFICIAL_UNET_CONFIG, MouthEditor, load_unet, load_vae
-from ..editor.whisper import chunk_indices, positional_encoding
+from ..editor.whisper import chunk_indices, tokens_from_states
 from ..errors import InputError
 from ..face3d.render import lip_mask
 
@@ -133,7 +133,7 @@ class EditorDataset(Dataset):
     """Training samples from a prepared folder (see `joygen.prepare`).
 
     Each item: ``target``, ``reference``, ``depth`` ``[3, 256, 256]`` uint8 (RGB; depth grey x 3),
-    ``tokens`` ``[50, 384]`` float32 (Whisper chunk, before the positional encoding), ``has_depth`` bool,
+    ``audio_states`` ``[10, 5, 384]`` float32 (the frame's Whisper states, made tokens by `tokens_from_states`), ``has_depth`` bool,
     ``shift`` ``[2]`` int (depth displacement dx, dy), ``frame`` and ``reference_frame`` int.
     """
 
@@ -207,12 +207,12 @@ class EditorDataset(Dataset):
         target, reference = _jitter([target, reference], cfg.color_jitter, cfg.grayscale_p, rng)
         whisper = video["whisper"]
         idx = chunk_indices(len(whisper), [i])[0]
-        tokens = torch.from_numpy(np.asarray(whisper[idx], np.float32)).reshape(-1, whisper.shape[-1])
+        states = torch.from_numpy(np.asarray(whisper[idx], np.float32))  # [10, 5, C]: the frame's encoder frames
         return {
             "target": torch.from_numpy(np.ascontiguousarray(target)).permute(2, 0, 1),
             "reference": torch.from_numpy(np.ascontiguousarray(reference)).permute(2, 0, 1),
             "depth": torch.from_numpy(np.repeat(depth[None], 3, axis=0)),
-            "tokens": tokens,
+            "audio_states": states,
             "has_depth": torch.tensor(bool(has_depth)),
             "shift": torch.tensor(shift),
             "frame": torch.tensor(i),
@@ -248,9 +248,8 @@ def editor_inputs(editor: MouthEditor, batch: dict, sample: bool, generator: tor
         dist = vae.encode(images).latent_dist
         latents = (dist.sample(generator) if sample else dist.mean) * editor.scaling_factor
     masked, reference, depth_latent, target_latent = latents.chunk(4)
-    tokens = batch["tokens"].to(device, editor.dtype)
-    tokens = tokens + positional_encoding(tokens.shape[1], tokens.shape[2]).to(tokens)
-    return torch.cat([masked, reference, depth_latent], dim=1), tokens, target_x, target_latent
+    tokens = tokens_from_states(batch["audio_states"].to(device, editor.dtype))  # the pipeline's function
+    return editor.assemble(torch.cat([masked, reference], dim=1), depth_latent), tokens, target_x, target_latent
 
 
 def loss_terms(

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from ..errors import WeightsError
+from ..timeline import SAMPLE_RATE
 from .locator import ARTIFACTS, WeightsLocator, write_marker
 
 TINY_UNET = dict(
@@ -251,7 +252,7 @@ def _hubert(folder: Path) -> None:
 
     HubertModel(HubertConfig(**TINY_HUBERT)).save_pretrained(folder)
     Wav2Vec2FeatureExtractor(
-        feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True, return_attention_mask=True
+        feature_size=1, sampling_rate=SAMPLE_RATE, padding_value=0.0, do_normalize=True, return_attention_mask=True
     ).save_pretrained(folder)
 
 
