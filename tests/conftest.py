@@ -1,19 +1,17 @@
 """Shared fixtures.
 
-Paths: the parity fixtures live in ``../shared/golden`` and the demo clip in ``../shared/data`` next to the
-checkout (override with ``JOYGEN_GOLDEN_DIR`` / ``JOYGEN_DATA_DIR``). Tests that need them skip, saying
-which folder is missing, when they are absent. Everything runs offline.
+Paths: the parity fixtures live in ``../shared/golden`` next to the checkout (``JOYGEN_GOLDEN_DIR``); tests
+that need them skip, saying which folder is missing, when they are absent. The demo clip and speech come from
+``../shared/data`` (``JOYGEN_DATA_DIR``) or, without it, from ``assets/examples``. Helpers shared by the tests
+are in ``helpers.py``. Everything runs offline.
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -22,10 +20,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("JOYGEN_WEIGHTS_DIR", str(Path(__file__).parent / "_no_weights_here"))
 os.environ["JOYGEN_CACHE_DIR"] = tempfile.mkdtemp(prefix="joygen-test-cache-")  # never the user's cache
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-GOLDEN = Path(os.environ.get("JOYGEN_GOLDEN_DIR", SHARED / "golden"))
-DATA = Path(os.environ.get("JOYGEN_DATA_DIR", SHARED / "data"))
+from helpers import DATA, EXAMPLES, GOLDEN, ffmpeg
 
 
 def _need(path: Path, what: str) -> Path:
@@ -39,19 +34,27 @@ def golden() -> Path:
     return _need(GOLDEN, "parity fixtures (shared/golden)")
 
 
+def _demo(name: str) -> Path:
+    """A demo file from ``$JOYGEN_DATA_DIR`` (default ``../shared/data``), else the copy in assets/examples."""
+    for folder in (DATA, EXAMPLES):
+        if (folder / name).is_file():
+            return folder / name
+    return _need(DATA / name, "demo media (shared/data or assets/examples)")
+
+
 @pytest.fixture(scope="session")
 def demo_video() -> Path:
-    return _need(DATA / "example_5s.mp4", "demo clip (shared/data)")
+    return _demo("example_5s.mp4")
 
 
 @pytest.fixture(scope="session")
 def demo_audio() -> Path:
-    return _need(DATA / "xinwen_5s.mp3", "demo speech (shared/data)")
+    return _demo("xinwen_5s.mp3")
 
 
 @pytest.fixture(scope="session")
 def demo_wav() -> Path:
-    return _need(DATA / "xinwen_5s_16k.wav", "demo speech (shared/data)")
+    return _demo("xinwen_5s_16k.wav")
 
 
 @pytest.fixture(scope="session")
@@ -78,12 +81,6 @@ def mtcnn():
     if found is None:
         pytest.skip("facenet-pytorch (the MTCNN weights) is not installed")
     return MTCNN.from_pretrained(found.folder, min_face_size=50)
-
-
-def ffmpeg(*args: str) -> None:
-    from joygen.media import ffmpeg_exe
-
-    subprocess.run([ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *args], check=True)
 
 
 @pytest.fixture(scope="session")
@@ -150,22 +147,3 @@ def media(tmp_path_factory, astronaut_png) -> dict[str, Path]:
         str(m["counter_mp4"]),
     )
     return m
-
-
-def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
-    """``python -m joygen ARGS`` in a subprocess, offline."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "joygen", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout
-    )
-
-
-def run_edit(video, audio, weights, output, *extra: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """``python -m joygen edit`` with the four usual arguments."""
-    args = ["--video", str(video), "--audio", str(audio), "--weights", str(weights), "--output", str(output)]
-    return run_cli("edit", *args, *extra, cwd=cwd)
-
-
-def rel_err(actual: np.ndarray, expected: np.ndarray) -> float:
-    """max |a - e| relative to max |e| (the golden READMEs' yardstick)."""
-    return float(np.abs(np.asarray(actual, np.float64) - expected).max() / max(np.abs(expected).max(), 1e-12))

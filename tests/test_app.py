@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, ffmpeg
+from helpers import ROOT, ffmpeg
 
 from joygen.media import load_audio, probe
 
@@ -171,8 +171,6 @@ def test_errors_are_readable_and_the_app_keeps_serving(server, media, tmp_path):
     assert probe(result[0]).video.codec == "h264"
 
 
-@pytest.mark.browser
-@pytest.mark.slow
 def _set_inputs(page, video, audio) -> None:
     """Replace the uploads (clearing what is there first). A video as the voice goes to the "any file" tab."""
     for elem in ("#in-video", "#in-audio", "#in-voice-file"):
@@ -189,6 +187,8 @@ def _set_inputs(page, video, audio) -> None:
     page.wait_for_selector("#in-video video", timeout=30_000)
 
 
+@pytest.mark.browser
+@pytest.mark.slow
 def test_browser_edits_the_demo_clip_and_shows_every_stage(server, demo_video, demo_audio, media, tmp_path):
     chromium = shutil.which("chromium")
     if chromium is None:

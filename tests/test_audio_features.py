@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import rel_err
+from helpers import rel_err
 
 from joygen.editor.whisper import (
     WhisperFeatures,

@@ -2,23 +2,12 @@
 
 import json
 import shutil
-import subprocess
 
 import numpy as np
 import pytest
-from conftest import GOLDEN, ffmpeg, run_cli, run_edit
+from helpers import GOLDEN, count_frames, ffmpeg, run_cli, run_edit
 
-from joygen.media import ffmpeg_exe, probe
-
-
-def count_frames(path) -> int:
-    info = probe(path)
-    raw = subprocess.run(
-        [ffmpeg_exe(), "-v", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt", "gray", "-"],
-        capture_output=True,
-        check=True,
-    ).stdout
-    return len(raw) // (info.video.width * info.video.height)
+from joygen.media import probe
 
 
 @pytest.mark.slow

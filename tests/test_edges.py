@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from helpers import ROOT
 
 from joygen.errors import Cancelled, OutputError
 from joygen.media import probe
@@ -39,7 +39,7 @@ def _env_tmp(tmp_path: Path) -> dict:
 
 
 def _cli(video, audio, weights, output, *extra, env: dict | None = None, cwd=None):
-    from conftest import run_cli
+    from helpers import run_cli
 
     args = ["edit", "--video", str(video), "--audio", str(audio), "--weights", str(weights), "--output", str(output)]
     if env is None:
@@ -187,7 +187,7 @@ def test_an_encoder_that_runs_out_of_space_says_so(tmp_path):
 def test_sigterm_cleans_up_like_ctrl_c(tmp_path, media, tiny_weights):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", **_env_tmp(tmp_path)}
     long_voice = tmp_path / "voice.wav"
-    from conftest import ffmpeg
+    from helpers import ffmpeg
 
     ffmpeg("-f", "lavfi", "-i", "sine=frequency=220:sample_rate=16000:duration=6", str(long_voice))
     out = tmp_path / "out" / "o.mp4"
@@ -238,7 +238,7 @@ def test_cancelling_an_app_job_stops_the_edit(tiny_pipeline, media, tmp_path, mo
     monkeypatch.setattr(app, "STATE", app.AppState(pipeline=tiny_pipeline, depth=True, max_seconds=60))
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
     long_voice = tmp_path / "voice.wav"
-    from conftest import ffmpeg
+    from helpers import ffmpeg
 
     ffmpeg("-f", "lavfi", "-i", "sine=frequency=220:sample_rate=16000:duration=4", str(long_voice))
     job = app.edit(str(media["face_noaudio_mp4"]), str(long_voice), batch_size=2, progress=lambda *a, **k: None)

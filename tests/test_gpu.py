@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from conftest import rel_err
+from helpers import rel_err
 
 pytestmark = [
     pytest.mark.gpu,

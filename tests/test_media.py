@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import ffmpeg
+from helpers import ffmpeg
 
 from joygen.errors import InputError
 from joygen.media import load_audio, probe

@@ -5,8 +5,7 @@ import threading
 
 import numpy as np
 import pytest
-from conftest import ffmpeg
-from test_cli import count_frames
+from helpers import count_frames, ffmpeg
 
 from joygen.errors import Cancelled, InputError, NoFaceError
 from joygen.media import load_audio, probe
@@ -38,9 +37,9 @@ def test_only_the_lower_face_changes(tiny_pipeline, media, tmp_path):
     out = tiny_pipeline(
         media["face_noaudio_mp4"], media["tone_wav"], tmp_path / "o.mp4", config=cfg, intermediates=tmp_path / "inter"
     )
-    from test_video import _decode_all
+    from helpers import decode_all
 
-    src, edited = _decode_all(media["face_noaudio_mp4"])[0].astype(int), _decode_all(out.video)[0].astype(int)
+    src, edited = decode_all(media["face_noaudio_mp4"])[0].astype(int), decode_all(out.video)[0].astype(int)
     changed = np.abs(src - edited).max(axis=2) > 12  # well above the re-encode noise
     x1, y1, x2, y2 = (int(v) for v in json.loads((tmp_path / "inter" / "faces.json").read_text())[0]["face"]["box"])
     margin = 12  # the feather reaches a little past the box
@@ -88,7 +87,7 @@ def face_leaves_clip(tmp_path_factory, demo_video, demo_wav):
 
 
 def test_frames_without_a_face_pass_through_byte_identical(tiny_pipeline, face_leaves_clip, tmp_path):
-    from test_video import _decode_all
+    from helpers import decode_all
 
     clip, voice = face_leaves_clip
     cfg = tiny_pipeline.config.with_options(lossless=True, preset="ultrafast")
@@ -96,7 +95,7 @@ def test_frames_without_a_face_pass_through_byte_identical(tiny_pipeline, face_l
     missing = out.frames_without_face
     assert missing == list(range(40, 66))  # 1.6 s to 2.6 s inclusive, and only those
     assert json.loads((tmp_path / "r.json").read_text())["frames"]["frames_without_face"] == missing
-    src, edited = _decode_all(clip), _decode_all(out.video)
+    src, edited = decode_all(clip), decode_all(out.video)
     assert len(edited) == out.num_frames == 80
     for i in missing:
         np.testing.assert_array_equal(edited[i], src[i])  # exactly the decoded input
@@ -213,7 +212,9 @@ def test_a_call_cannot_change_a_load_time_option(tiny_pipeline, media, tmp_path)
     assert not (tmp_path / "o.mp4").exists()
 
 
-def test_the_pipeline_feeds_the_unet_what_the_official_code_does(golden, tiny_pipeline, tiny_weights, mtcnn, tmp_path):
+def test_the_pipeline_feeds_the_unet_what_the_official_code_does(
+    golden, tiny_pipeline, tiny_weights, mtcnn, demo_video, demo_wav, tmp_path
+):
     """The shipped path, on the demo clip: the Whisper tokens and the 12-channel UNet input of frame 0.
 
     The face box comes from the real MTCNN (the fixture's box is the MTCNN box: DWPose is off), the depth map
@@ -258,10 +259,9 @@ def test_the_pipeline_feeds_the_unet_what_the_official_code_does(golden, tiny_pi
         motion=tiny_pipeline.motion,
         depth=FixtureDepth(tiny_pipeline.depth.recon_net, tiny_pipeline.depth.face_model),
     )
-    demo_clip, demo_voice = _demo_inputs()
     cfg = pipe.config.with_options(landmark_box=False, cache=False, crf=30, preset="ultrafast")
     with pytest.raises(Cancelled):
-        pipe(demo_clip, demo_voice, tmp_path / "o.mp4", config=cfg, cancel=stop)
+        pipe(demo_video, demo_wav, tmp_path / "o.mp4", config=cfg, cancel=stop)
     x, tokens = RecordingEditor.seen[0]
     assert x.shape == (8, 12, 32, 32) and tokens.shape == (8, 50, 384)
     # the fixtures' tolerances: latents within 1e-5 (vision README), Whisper 1e-5 of the max (audio README)
@@ -269,12 +269,3 @@ def test_the_pipeline_feeds_the_unet_what_the_official_code_does(golden, tiny_pi
     assert chunks["chunk_sel"][0] == 0
     expected = chunks["chunks_after_pe_sel"][0]
     assert np.abs(tokens[0].numpy() - expected).max() <= 1e-5 * np.abs(expected).max()
-
-
-def _demo_inputs():
-    from conftest import DATA
-
-    clip, voice = DATA / "example_5s.mp4", DATA / "xinwen_5s_16k.wav"
-    if not (clip.is_file() and voice.is_file()):
-        pytest.skip(f"the demo clip and its 16 kHz speech are not in {DATA}")
-    return clip, voice

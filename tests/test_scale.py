@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, ffmpeg, run_cli
+from helpers import ROOT, ffmpeg, run_cli
 
 from joygen.media import probe
 
@@ -87,7 +87,7 @@ def test_a_second_voice_reuses_all_the_video_work(tiny_pipeline, demo_video, dem
 
 
 def test_cached_runs_give_the_same_video(tiny_pipeline, media, tmp_path):
-    from test_video import _decode_all
+    from helpers import decode_all
 
     cfg = tiny_pipeline.config.with_options(cache_dir=str(tmp_path / "cache"), lossless=True, preset="ultrafast")
     inputs: list[list] = []
@@ -103,7 +103,7 @@ def test_cached_runs_give_the_same_video(tiny_pipeline, media, tmp_path):
     for (x1, t1), (x2, t2) in zip(inputs[:first], inputs[first:], strict=True):
         assert torch.equal(x1, x2) and torch.equal(t1, t2)  # the UNet sees exactly the same input
     # CPU convolution kernels are not bit-reproducible from run to run: the decoded faces may differ by one level
-    diff = np.abs(_decode_all(fresh.video).astype(int) - _decode_all(cached.video))
+    diff = np.abs(decode_all(fresh.video).astype(int) - decode_all(cached.video))
     assert diff.max() <= 1 and (diff > 0).mean() < 0.01
 
 

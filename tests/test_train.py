@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import GOLDEN, ROOT, ffmpeg, run_cli
+from helpers import GOLDEN, ROOT, ffmpeg, run_cli
 
 from joygen.tools.train import EditorDataset, TrainConfig, editor_inputs, loss_terms, random_translate
 

@@ -2,28 +2,14 @@
 
 import numpy as np
 import pytest
-from conftest import ffmpeg
+from helpers import decode_all, ffmpeg
 
 from joygen.media import probe
 from joygen.video import SourceFrames, VideoWriter
 
 
-def _decode_all(path):
-    import subprocess
-
-    from joygen.media import ffmpeg_exe
-
-    info = probe(path)
-    raw = subprocess.run(
-        [ffmpeg_exe(), "-v", "error", "-i", str(path), "-vf", "fps=25", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
-        capture_output=True,
-        check=True,
-    ).stdout
-    return np.frombuffer(raw, np.uint8).reshape(-1, info.video.height, info.video.width, 3)
-
-
 def test_truncates_when_the_video_is_longer(tmp_path, media):
-    ref = _decode_all(media["counter_mp4"])
+    ref = decode_all(media["counter_mp4"])
     src = SourceFrames(probe(media["counter_mp4"]), tmp_path)
     got = list(src.frames(4))
     assert [i for i, _ in got] == [0, 1, 2, 3]
@@ -34,7 +20,7 @@ def test_truncates_when_the_video_is_longer(tmp_path, media):
 
 
 def test_ping_pongs_when_the_video_is_shorter(tmp_path, media):
-    ref = _decode_all(media["counter_mp4"])
+    ref = decode_all(media["counter_mp4"])
     n_src = len(ref)
     assert n_src == 10
     src = SourceFrames(probe(media["counter_mp4"]), tmp_path)
@@ -67,7 +53,7 @@ def test_rotated_video_is_decoded_upright(tmp_path, media):
     ffmpeg("-display_rotation", "90", "-i", str(media["counter_mp4"]), "-c", "copy", str(rotated))
     (i, frame), *_ = list(SourceFrames(probe(rotated), tmp_path).frames(1))
     assert frame.shape == (64, 48, 3)
-    upright = _decode_all(media["counter_mp4"])[0]
+    upright = decode_all(media["counter_mp4"])[0]
     # ffmpeg's autorotation turns the picture by a quarter; either direction keeps the pixels.
     assert any(np.abs(np.rot90(upright, k).astype(int) - frame).mean() < 2 for k in (1, 3))
 
@@ -81,7 +67,7 @@ def test_writer_makes_h264_aac_and_pads_odd_sizes(tmp_path, media):
     info = probe(out)
     assert info.video.codec == "h264" and info.audio.codec == "aac"
     assert (info.video.width, info.video.height) == (64, 48)
-    assert len(_decode_all(out)) == 25
+    assert len(decode_all(out)) == 25
 
 
 def test_writer_rejects_wrong_sizes_and_abort_removes_the_file(tmp_path):
