@@ -183,7 +183,10 @@ class MTCNNFaces:
         return out
 
 
-def mtcnn_detector(weights=None, device: str = "cpu", min_face_size: int = 50, conf_threshold: float = 0.9):
+MTCNN_MIN_FACE = 80  # px: smallest face searched; tracks need a mean box over 100 px (min_face_size) anyway
+
+
+def mtcnn_detector(weights=None, device: str = "cpu", min_face_size: int = MTCNN_MIN_FACE, conf_threshold: float = 0.9):
     """`MTCNNFaces` with the MTCNN weights that joygen's locator finds (the facenet-pytorch wheel by default)."""
     from ..mtcnn import MTCNN
     from ..weights import WeightsLocator

@@ -1,0 +1,200 @@
+"""What the rest of joygen calls: find and load the metric networks, and score one video.
+
+`sync_score` is the function for after an edit (the report, the CLI, the app); `source_sync_score` scores the
+source clip with its own voice, the reference an edit is compared with. Both return ``None`` when no SyncNet
+weights are found; `syncnet_hint` then says how to add them.
+"""
+
+from __future__ import annotations
+
+import functools
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import JoyGenError
+from ..weights import ARTIFACTS, ResolvedArtifact, WeightSet, WeightsLocator, file_sha256
+from .score import ScoreConfig, score_video
+from .syncnet import SyncNet, load_syncnet
+from .tracks import DETECTORS, MTCNN_MIN_FACE, TrackConfig
+
+PROTOCOL = "syncnet_python 6efbb1c evaluate (vshift 15, 25 fps, JPEG round trip); face tracks by run_pipeline rules"
+FRAME_MS = 40
+
+
+@dataclass
+class LoadedModel:
+    model: object
+    source: str  # where it came from
+    path: str | None
+    sha256: str | None
+    tiny: bool
+    official: bool | None  # sha256 equals the table's digest of the original file (None: unknown)
+
+    def describe(self) -> dict:
+        return {
+            "source": self.source,
+            "path": self.path,
+            "sha256": self.sha256,
+            "tiny": self.tiny,
+            "official": self.official,
+        }
+
+
+def _locator(weights) -> WeightsLocator:
+    if isinstance(weights, WeightsLocator):
+        return weights
+    return WeightsLocator(weights if isinstance(weights, (str, Path)) else None)
+
+
+def find_artifact(name: str, weights=None) -> ResolvedArtifact | None:
+    """``weights``: a weights folder, a `WeightsLocator`, a `WeightSet` or `ResolvedArtifact`, or None (defaults)."""
+    if isinstance(weights, ResolvedArtifact):
+        return weights
+    if isinstance(weights, WeightSet):
+        return weights.artifacts.get(name) or WeightsLocator(download=False).find(name)
+    return _locator(weights).find(name)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_cached(kind: str, path: str, mtime_ns: int, device: str):
+    if kind == "syncnet":
+        return load_syncnet(path, device)
+    from .fid import load_inception
+
+    return load_inception(path, device)
+
+
+def _loaded(name: str, weights, device: str) -> LoadedModel | None:
+    found = find_artifact(name, weights)
+    if found is None:
+        return None
+    path = next(iter(found.files.values()))
+    model = _load_cached(name, str(path), path.stat().st_mtime_ns, str(device))
+    digest = file_sha256(path)
+    official = digest == next(iter(ARTIFACTS[name].sha256.values()))
+    return LoadedModel(model, found.source, str(path), digest, found.tiny, official)
+
+
+def load_syncnet_weights(weights=None, device: str = "cpu") -> LoadedModel | None:
+    """The SyncNet of ``weights`` (a `SyncNet`, a ``syncnet_v2.model`` file, or anything `find_artifact` takes)."""
+    if isinstance(weights, SyncNet):
+        return LoadedModel(weights, "model object", None, None, False, None)
+    if isinstance(weights, (str, Path)) and Path(weights).is_file():
+        path = Path(weights)
+        model = _load_cached("syncnet", str(path), path.stat().st_mtime_ns, str(device))
+        digest = file_sha256(path)
+        official = digest == ARTIFACTS["syncnet"].sha256["syncnet_v2.model"]
+        return LoadedModel(model, f"file {path}", str(path), digest, False, official)
+    return _loaded("syncnet", weights, device)
+
+
+def load_inception_weights(weights=None, device: str = "cpu") -> LoadedModel | None:
+    """The FID Inception of ``weights`` (a weights folder, locator, weight set, or a .pth file)."""
+    if isinstance(weights, (str, Path)) and Path(weights).is_file():
+        path = Path(weights)
+        digest = file_sha256(path)
+        model = _load_cached("inception", str(path), path.stat().st_mtime_ns, str(device))
+        official = digest == next(iter(ARTIFACTS["inception"].sha256.values()))
+        return LoadedModel(model, f"file {path}", str(path), digest, False, official)
+    return _loaded("inception", weights, device)
+
+
+def syncnet_hint(weights=None) -> str | None:
+    """None when SyncNet weights are found, else how to add them (one paragraph)."""
+    if isinstance(weights, SyncNet) or (isinstance(weights, (str, Path)) and Path(weights).is_file()):
+        return None
+    if find_artifact("syncnet", weights) is not None:
+        return None
+    locator = weights if isinstance(weights, WeightsLocator) else _locator(weights)
+    return (
+        "Lip-sync scores (LSE-C / LSE-D) need SyncNet's weights, which are not installed. "
+        + locator.how_to_supply(ARTIFACTS["syncnet"])
+        + "."
+    )
+
+
+@functools.lru_cache(maxsize=2)
+def _default_detector(weights_dir: str | None, device: str, min_face_size: int):
+    return DETECTORS["mtcnn"](weights_dir, device, min_face_size=min_face_size)
+
+
+def meaning(row: dict, tiny: bool = False, role: str = "edited", official: bool | None = True) -> str:
+    """One plain-language sentence about a scored row."""
+    if row.get("lse_c") is None:
+        return f"Lip sync could not be measured: {row.get('reason', 'unknown reason')}"
+    offset = int(row["offset"])
+    if offset == 0:
+        where = "voice and lips line up best with no shift"
+    else:
+        side = "ahead of" if offset > 0 else "behind"
+        where = f"voice and lips line up best when the voice is taken as {abs(offset)} frame(s) ({abs(offset) * FRAME_MS} ms) {side} the lips"
+    what = "The source clip with its own voice" if role == "source" else "This video"
+    sentence = (
+        f"{what} has a SyncNet confidence (LSE-C) of {row['lse_c']:.2f}, higher is better, and a distance (LSE-D) of "
+        f"{row['lse_d']:.2f}, lower is better; {where}"
+    )
+    if tiny:
+        sentence += " (random test weights: these numbers mean nothing)"
+    elif official is False:
+        sentence += " (not the official syncnet_v2.model: not comparable with published numbers)"
+    return sentence + "."
+
+
+def sync_score(
+    video_path: str | Path,
+    weights_or_model=None,
+    *,
+    audio: str | Path | None = None,
+    cropped: bool = False,
+    device: str = "cpu",
+    min_track: int = TrackConfig.min_track,
+    detector=None,
+    work_dir: str | Path | None = None,
+    role: str = "edited",
+) -> dict | None:
+    """LSE-C / LSE-D of one video by the official protocol, or None when no SyncNet weights are found.
+
+    Args:
+        video_path: an edited video (any size; its faces are tracked), or a 224x224 face track with ``cropped``.
+        weights_or_model: a `SyncNet`, a ``syncnet_v2.model`` file, a weights folder, a `WeightsLocator` or a
+            `WeightSet`; None looks in the default places (see `joygen.weights`).
+        audio: score against this sound instead of the video's own track.
+        min_track: a face track needs more detections than this (official: 100 frames = 4 s).
+        detector: a face detector (see `joygen.metrics.tracks.MTCNNFaces`); default MTCNN from the same weights.
+        work_dir: scratch folder (kept); default a temporary one, removed.
+        role: "edited" or "source" (changes only the wording of ``meaning``).
+
+    Returns:
+        ``{"offset", "lse_c", "lse_d", "frames", "frames_scored", "frames_without_face", "windows", "tracks",
+        "meaning", "status", "reason", "tiny_weights", "weights", "protocol"}``. ``status`` is "ok" or "failed";
+        on failure the scores are None and ``reason`` says why (no sound, no face, too short, ...).
+    """
+    loaded = load_syncnet_weights(weights_or_model, device)
+    if loaded is None:
+        return None
+    net = loaded.model
+    if not cropped and detector is None:
+        base = weights_or_model if isinstance(weights_or_model, (str, Path)) else None
+        if base is not None and Path(base).is_file():
+            base = None
+        detector = _default_detector(None if base is None else str(base), str(device), MTCNN_MIN_FACE)
+    config = ScoreConfig(TrackConfig(min_track=min_track))
+    with tempfile.TemporaryDirectory(prefix="joygen-sync-") as tmp:
+        work = Path(work_dir) if work_dir else Path(tmp)
+        try:
+            row = score_video(video_path, net, work, detector=detector, audio=audio, cropped=cropped, config=config)
+            row.update(status="ok", reason=None)
+        except JoyGenError as exc:
+            row = {"offset": None, "lse_c": None, "lse_d": None, "frames": None, "status": "failed", "reason": str(exc)}
+    row["meaning"] = meaning(row, loaded.tiny, role, loaded.official)
+    row["tiny_weights"] = loaded.tiny
+    row["weights"] = loaded.describe()
+    row["protocol"] = PROTOCOL + ("; input taken as a face track" if cropped else "; MTCNN face detection")
+    return row
+
+
+def source_sync_score(source_video: str | Path, weights_or_model=None, **kwargs) -> dict | None:
+    """`sync_score` of the source clip with its own voice: the reference ("GT") row for an edit."""
+    kwargs.pop("audio", None)
+    return sync_score(source_video, weights_or_model, role="source", **kwargs)
