@@ -74,3 +74,14 @@ def test_names_with_colons_reach_ffmpeg_as_files(tmp_path, golden, sync_weights)
     subprocess.run(["cp", str(golden / "syncnet" / "inputs" / "clip_1s.avi"), str(odd)], check=True)
     row = sync_score(odd, sync_weights, cropped=True)
     assert row["status"] == "ok" and row["offset"] == -15
+
+
+def test_an_edits_weight_set_leads_to_its_folder(golden, tiny_weights):
+    """The pipeline holds a WeightSet without SyncNet: the folder it was loaded from is searched (tiny here)."""
+    from joygen.weights import WeightsLocator
+
+    weight_set = WeightsLocator(tiny_weights, use_public=False).resolve(["mtcnn", "vae"])
+    row = sync_score(golden / "syncnet" / "inputs" / "clip_1s.avi", weight_set, cropped=True)
+    assert row["status"] == "ok" and row["tiny_weights"] is True
+    assert row["weights"]["path"] == str(tiny_weights / "syncnet" / "syncnet_v2.model")
+    assert "meaningless" in row["meaning"] or "mean nothing" in row["meaning"]

@@ -12,11 +12,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import JoyGenError
+from ..errors import JoyGenError, WeightsError
 from ..weights import ARTIFACTS, ResolvedArtifact, WeightSet, WeightsLocator, file_sha256
 from .score import ScoreConfig, score_video
 from .syncnet import SyncNet, load_syncnet
-from .tracks import DETECTORS, MTCNN_MIN_FACE, TrackConfig
+from .tracks import MTCNN_MIN_FACE, TrackConfig
 
 PROTOCOL = "syncnet_python 6efbb1c evaluate (vshift 15, 25 fps, JPEG round trip); face tracks by run_pipeline rules"
 FRAME_MS = 40
@@ -41,18 +41,30 @@ class LoadedModel:
         }
 
 
+_LOCAL = "local folder "
+
+
 def _locator(weights) -> WeightsLocator:
+    """Where to look: the given locator or folder; for a `WeightSet` (an edit's weights), its local folder."""
     if isinstance(weights, WeightsLocator):
         return weights
-    return WeightsLocator(weights if isinstance(weights, (str, Path)) else None)
+    if isinstance(weights, WeightSet):
+        local = [r.source[len(_LOCAL) :] for r in weights.artifacts.values() if r.source.startswith(_LOCAL)]
+        return WeightsLocator(local[0] if local else None)
+    if isinstance(weights, (str, Path)) and not Path(weights).is_file():
+        return WeightsLocator(weights)
+    return WeightsLocator()
 
 
 def find_artifact(name: str, weights=None) -> ResolvedArtifact | None:
-    """``weights``: a weights folder, a `WeightsLocator`, a `WeightSet` or `ResolvedArtifact`, or None (defaults)."""
+    """``weights``: a weights folder, a `WeightsLocator`, a `WeightSet` or `ResolvedArtifact`, or None (defaults).
+
+    A `WeightSet` (what `JoyGenPipeline.weights` holds) is searched first, then the folder it was loaded from.
+    """
     if isinstance(weights, ResolvedArtifact):
         return weights
-    if isinstance(weights, WeightSet):
-        return weights.artifacts.get(name) or WeightsLocator(download=False).find(name)
+    if isinstance(weights, WeightSet) and name in weights:
+        return weights[name]
     return _locator(weights).find(name)
 
 
@@ -106,7 +118,7 @@ def syncnet_hint(weights=None) -> str | None:
         return None
     if find_artifact("syncnet", weights) is not None:
         return None
-    locator = weights if isinstance(weights, WeightsLocator) else _locator(weights)
+    locator = _locator(weights)
     return (
         "Lip-sync scores (LSE-C / LSE-D) need SyncNet's weights, which are not installed. "
         + locator.how_to_supply(ARTIFACTS["syncnet"])
@@ -115,8 +127,19 @@ def syncnet_hint(weights=None) -> str | None:
 
 
 @functools.lru_cache(maxsize=2)
-def _default_detector(weights_dir: str | None, device: str, min_face_size: int):
-    return DETECTORS["mtcnn"](weights_dir, device, min_face_size=min_face_size)
+def _mtcnn_faces(folder: str, device: str, min_face_size: int):
+    from ..mtcnn import MTCNN
+    from .tracks import MTCNNFaces
+
+    return MTCNNFaces(MTCNN.from_pretrained(folder, min_face_size=min_face_size).to(device))
+
+
+def default_detector(weights=None, device: str = "cpu"):
+    """MTCNN from the same weights as SyncNet (falling back to the facenet-pytorch wheel), loaded once."""
+    found = find_artifact("mtcnn", weights)
+    if found is None:
+        raise WeightsError(_locator(weights).missing_message(["mtcnn"]))
+    return _mtcnn_faces(str(found.folder), str(device), MTCNN_MIN_FACE)
 
 
 def meaning(row: dict, tiny: bool = False, role: str = "edited", official: bool | None = True) -> str:
@@ -175,10 +198,7 @@ def sync_score(
         return None
     net = loaded.model
     if not cropped and detector is None:
-        base = weights_or_model if isinstance(weights_or_model, (str, Path)) else None
-        if base is not None and Path(base).is_file():
-            base = None
-        detector = _default_detector(None if base is None else str(base), str(device), MTCNN_MIN_FACE)
+        detector = default_detector(None if isinstance(weights_or_model, SyncNet) else weights_or_model, device)
     config = ScoreConfig(TrackConfig(min_track=min_track))
     with tempfile.TemporaryDirectory(prefix="joygen-sync-") as tmp:
         work = Path(work_dir) if work_dir else Path(tmp)
