@@ -1,4 +1,4 @@
-"""Command line: ``python -m joygen edit | weights import | weights tiny | weights list``.
+"""Command line: ``python -m joygen edit | eval | weights import | weights tiny | weights list``.
 
 Every problem a user can fix (bad input, missing weights) ends with one ``joygen: error: ...`` line on
 stderr and exit code 1, never a traceback. Run ``python -m joygen COMMAND --help`` for the options.
@@ -172,6 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     prep.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
     prep.add_argument("--min-span", type=int, default=7, help="shortest single-face run kept, in frames (default 7)")
     prep.add_argument("--iou-threshold", type=float, default=0.7, help="landmark-box gate (official training: 0.7)")
+    from .metrics.command import add_eval_parser
+
+    add_eval_parser(sub, _add_weight_args)
     train = sub.add_parser("train", help="train the editor UNet (use accelerate launch for several GPUs)")
     train.add_argument("config", metavar="CONFIG", help="YAML training configuration (see configs/)")
     weights = sub.add_parser("weights", help="manage model weights").add_subparsers(
@@ -322,6 +325,10 @@ def _run(args: argparse.Namespace) -> int:
             return cmd_batch(args)
         if args.command == "prepare":
             return cmd_prepare(args)
+        if args.command == "eval":
+            from .metrics.command import run_eval_command
+
+            return run_eval_command(args, _device(args.device))
         if args.command == "train":
             from .tools.train import main as train_main
 

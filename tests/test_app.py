@@ -254,9 +254,7 @@ def test_readme_space_card_matches_the_weights_table():
 
     assert card["sdk_version"] == gradio.__version__  # the Space runs the version the tests ran
     expected = {
-        f"{a.public_repo} {','.join(a.variants[a.public_variant])} {a.public_revision}"
-        for a in ARTIFACTS.values()
-        if a.public_repo
+        f"{a.public_repo} {','.join(a.public_files)} {a.public_revision}" for a in ARTIFACTS.values() if a.public_repo
     }
     assert set(card["preload_from_hub"]) == expected
     assert set(card["models"]) == {a.public_repo for a in ARTIFACTS.values() if a.public_repo}

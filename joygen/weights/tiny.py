@@ -288,6 +288,24 @@ def _audio2secc(folder: Path) -> None:
     torch.save(ckpt, folder / "model_ckpt_steps_400000.ckpt")
 
 
+def _syncnet(folder: Path) -> None:
+    """The real SyncNet layers at 1/8 of the width (the input sizes are fixed by the layers, not the widths), in
+    the official file format: a plain name -> tensor mapping in torch's legacy (non-zip) serialization."""
+    from ..metrics.syncnet import TINY_WIDTHS, WEIGHTS_FILE, SyncNet
+
+    net = SyncNet(TINY_WIDTHS)
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save(net.state_dict(), folder / WEIGHTS_FILE, _use_new_zipfile_serialization=False)
+
+
+def _inception(folder: Path) -> None:
+    """The FID Inception-v3 layers at 1/16 of the width (128-d features), torchvision key names."""
+    from ..metrics.fid import TINY_WIDTH_DIVISOR, WEIGHTS_FILE, FIDInception
+
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save(FIDInception(TINY_WIDTH_DIVISOR).state_dict(), folder / WEIGHTS_FILE)
+
+
 BUILDERS = {
     "unet": _unet,
     "vae": _vae,
@@ -299,6 +317,8 @@ BUILDERS = {
     "dwpose": _dwpose,
     "hubert": _hubert,
     "audio2secc": _audio2secc,
+    "syncnet": _syncnet,
+    "inception": _inception,
 }
 
 
