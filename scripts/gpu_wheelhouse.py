@@ -346,6 +346,15 @@ def tree_bytes(root: Path = ROOT) -> int:
     return total
 
 
+def _source_commit() -> str | None:
+    """HEAD of the tree the wheelhouse was made for, '+dirty' if it has changes (the GPU host gets no .git)."""
+    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True)
+    if head.returncode != 0:
+        return None
+    status = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain"], capture_output=True, text=True)
+    return head.stdout.strip() + ("+dirty" if status.stdout.strip() else "")
+
+
 def _ignored(path: Path) -> bool:
     probe = path / "x"
     return subprocess.run(["git", "-C", str(ROOT), "check-ignore", "-q", str(probe)]).returncode == 0
@@ -389,6 +398,7 @@ def main(argv=None) -> int:
         if e["name"] in host
     ]
     manifest = {
+        "source_commit": _source_commit(),
         "python_version": args.python_version,
         "platforms": PLATFORMS,
         "wheels": entries,
