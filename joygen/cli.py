@@ -145,7 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--batch-size", type=int, help="frames per batch (default 32 on CUDA, 8 on CPU)")
     bench.add_argument("--video", help="clip to use (default: the bundled example, looped)")
     bench.add_argument("--audio", help="voice to use (default: the bundled example speech, looped)")
-    bench.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    bench.add_argument(
+        "--only", choices=["all", "generator"], default="all", help="'generator': build and time only UNet + VAE decode"
+    )
+    bench.add_argument("--json", metavar="PATH", help="also write the results as JSON (rewritten after every phase)")
     batch = sub.add_parser(
         "batch",
         help="edit a list of (video, audio) pairs, resumably, across processes or machines",

@@ -9,12 +9,19 @@ size, 35 721 vertices and 70 688 triangles). MTCNN runs with its real weights.
 The clip is the bundled example (a 900x900, 25 fps talking face and its speech) looped to ``--frames``, or
 ``--video``/``--audio``. One short warm-up run, then the measured run (nothing cached), then a run of the
 same video with another voice of the same length (the per-video cache at work), then the generator alone
-(UNet + VAE decode on random inputs).
+(UNet + VAE decode on random inputs). ``--only generator`` builds the UNet and the VAE alone and measures only
+the generator (seconds, where the whole pipeline at real size takes a minute to build).
+
+On CUDA each measured phase also records the peak GPU memory (``torch.cuda.max_memory_allocated`` and
+``max_memory_reserved``) and the GPU's utilisation, sampled every 100 ms through NVML (``pynvml``, from the
+``nvidia-ml-py`` package) or, without it, ``nvidia-smi --query-gpu``. With ``--json`` the file is rewritten after
+every phase (``"complete": false`` until the end), so a run stopped by a time limit still leaves its figures.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import platform
 import subprocess
 import tempfile
@@ -36,14 +43,22 @@ WARMUP_FRAMES = 16
 REAL_BFM_GRID = (189, 189)  # a procedural face mesh of the BFM front's size
 
 
+def real_size_editor():
+    """The editor UNet and the SD VAE at their real sizes, random weights (float32, on the CPU)."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+
+    from ..editor.mouth_editor import OFFICIAL_UNET_CONFIG, OFFICIAL_VAE_CONFIG, MouthEditor
+
+    torch.manual_seed(0)
+    return MouthEditor(UNet2DConditionModel(**OFFICIAL_UNET_CONFIG).eval(), AutoencoderKL(**OFFICIAL_VAE_CONFIG).eval())
+
+
 def real_size_pipeline(work: Path, device: str, dtype: torch.dtype | None) -> JoyGenPipeline:
     """Every model at its real size with random weights (see the module docstring for the two stand-ins)."""
-    from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import HubertConfig, HubertModel, WhisperConfig
     from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
     from ..editor.face_parsing import BiSeNet, FaceParser
-    from ..editor.mouth_editor import OFFICIAL_UNET_CONFIG, OFFICIAL_VAE_CONFIG, MouthEditor
     from ..editor.whisper import WhisperFeatures
     from ..face3d.bfm import FaceModel
     from ..face3d.detection import FaceDetector
@@ -85,10 +100,9 @@ def real_size_pipeline(work: Path, device: str, dtype: torch.dtype | None) -> Jo
     whisper = WhisperEncoder(
         WhisperConfig(d_model=384, encoder_layers=4, encoder_attention_heads=6, encoder_ffn_dim=1536)
     )
+    editor = real_size_editor()
     pipe = JoyGenPipeline(
-        editor=MouthEditor(
-            UNet2DConditionModel(**OFFICIAL_UNET_CONFIG).eval(), AutoencoderKL(**OFFICIAL_VAE_CONFIG).eval()
-        ),
+        editor=editor,
         whisper=WhisperFeatures(whisper.eval()),
         face_detector=FaceDetector(MTCNN.from_pretrained(mtcnn.folder), DWPose(work / "dwpose.onnx", device)),
         face_parser=FaceParser(parser.eval()),
@@ -128,7 +142,11 @@ def prepare_clip(work: Path, frames: int, video: str | None, audio: str | None) 
             ffmpeg_path(audio),
             "-t",
             f"{seconds:.3f}",
-            *["-ac", "1", "-ar", str(SAMPLE_RATE), "-y"],
+            "-ac",
+            "1",
+            "-ar",
+            str(SAMPLE_RATE),
+            "-y",
             ffmpeg_path(voice),
         ],
         what="preparing the voice",
@@ -168,25 +186,160 @@ class PeakRSS:
         self._thread.join()
 
 
+class GpuSampler:
+    """Samples the GPU's utilisation (percent of time a kernel ran) and used memory every ``period`` seconds
+    while active: through NVML (``pynvml``) where it imports, else ``nvidia-smi``; on a CPU it does nothing.
+
+    NVML numbers the GPUs in PCI order and CUDA fastest first unless ``CUDA_DEVICE_ORDER=PCI_BUS_ID``; on a
+    one-GPU machine both are 0.
+    """
+
+    def __init__(self, device: torch.device, period: float = 0.1):
+        self.device, self.period = device, period
+        self.samples: list[tuple[float, float]] = []  # (utilisation %, used MiB)
+        self.source: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._proc: subprocess.Popen | None = None
+
+    def _index(self) -> int:
+        return self.device.index if self.device.index is not None else torch.cuda.current_device()
+
+    def _nvml(self):
+        import pynvml
+
+        pynvml.nvmlInit()
+        handle = pynvml.nvmlDeviceGetHandleByIndex(self._index())
+        try:
+            while not self._stop.is_set():
+                util = pynvml.nvmlDeviceGetUtilizationRates(handle).gpu
+                used = pynvml.nvmlDeviceGetMemoryInfo(handle).used / 2**20
+                self.samples.append((float(util), float(used)))
+                self._stop.wait(self.period)
+        finally:
+            pynvml.nvmlShutdown()
+
+    def _smi(self):
+        cmd = ["nvidia-smi", "--query-gpu=utilization.gpu,memory.used", "--format=csv,noheader,nounits"]
+        cmd += ["-i", str(self._index()), "-lms", str(max(int(self.period * 1000), 100))]
+        self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        for line in self._proc.stdout:
+            try:
+                util, used = (float(v) for v in line.split(","))
+            except ValueError:
+                continue
+            self.samples.append((util, used))
+
+    def __enter__(self):
+        if self.device.type != "cuda":
+            return self
+        try:
+            import pynvml  # noqa: F401
+
+            self.source, target = "nvml", self._nvml
+        except ImportError:
+            import shutil
+
+            if shutil.which("nvidia-smi") is None:
+                return self
+            self.source, target = "nvidia-smi", self._smi
+        self._thread = threading.Thread(target=target, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        if self._proc is not None:
+            self._proc.terminate()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def summary(self) -> dict | None:
+        if self.source is None:
+            return None
+        util = [u for u, _ in self.samples]
+        return {
+            "source": self.source,
+            "samples": len(util),
+            "period_s": self.period,
+            "mean_util_pct": round(sum(util) / len(util), 1) if util else None,
+            "max_util_pct": max(util) if util else None,
+            "max_used_mib": max(m for _, m in self.samples) if self.samples else None,
+        }
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
-def generator_fps(pipe: JoyGenPipeline, batch: int, repeats: int) -> float:
+def _reset_peak(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def _peak_gpu(device: torch.device) -> dict:
+    if device.type != "cuda":
+        return {"peak_gpu_gib": None, "peak_gpu_reserved_gib": None}
+    return {
+        "peak_gpu_gib": round(torch.cuda.max_memory_allocated(device) / 2**30, 3),
+        "peak_gpu_reserved_gib": round(torch.cuda.max_memory_reserved(device) / 2**30, 3),
+    }
+
+
+def generator_stats(editor, batch: int, repeats: int) -> dict:
     """UNet + VAE decode alone, on random latents and audio tokens of one batch, repeated."""
-    editor = pipe.editor
+    dev = editor.device
     gen = torch.Generator().manual_seed(0)
-    x = torch.randn(batch, 12, 32, 32, generator=gen).to(editor.device, editor.dtype)
-    tokens = torch.randn(batch, 50, 384, generator=gen).to(editor.device, editor.dtype)
+    x = torch.randn(batch, 12, 32, 32, generator=gen).to(dev, editor.dtype)
+    tokens = torch.randn(batch, 50, 384, generator=gen).to(dev, editor.dtype)
     with torch.inference_mode():
         editor.decode(editor.generate(x, tokens))  # warm-up
-        _sync(editor.device)
-        start = time.perf_counter()
-        for _ in range(repeats):
-            editor.decode(editor.generate(x, tokens))
-        _sync(editor.device)
-    return batch * repeats / (time.perf_counter() - start)
+        _sync(dev)
+        _reset_peak(dev)
+        with GpuSampler(dev) as util:
+            start = time.perf_counter()
+            for _ in range(repeats):
+                editor.decode(editor.generate(x, tokens))
+            _sync(dev)
+            seconds = time.perf_counter() - start
+    return {
+        "fps": round(batch * repeats / seconds, 1),
+        "dtype": str(editor.dtype).removeprefix("torch."),
+        "batch": batch,
+        "repeats": repeats,
+        "seconds": round(seconds, 3),
+        **_peak_gpu(dev),
+        "gpu_util": util.summary(),
+    }
+
+
+def device_info(dev: torch.device) -> dict:
+    """What the figures were measured on: the GPU, its driver, the CUDA build and the math settings."""
+    if dev.type != "cuda":
+        return {"name": f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"}
+    props = torch.cuda.get_device_properties(dev)
+    info = {
+        "name": torch.cuda.get_device_name(dev),
+        "capability": ".".join(map(str, torch.cuda.get_device_capability(dev))),
+        "multiprocessors": props.multi_processor_count,
+        "memory_gib": round(props.total_memory / 2**30, 1),
+        "torch_cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version(),
+        "tf32_matmul": bool(torch.backends.cuda.matmul.allow_tf32),
+        "tf32_cudnn": bool(torch.backends.cudnn.allow_tf32),
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+    }
+    try:
+        query = ["nvidia-smi", "--query-gpu=driver_version,clocks.max.sm,power.limit", "--format=csv,noheader"]
+        info["nvidia_smi"] = subprocess.run(query, capture_output=True, text=True, timeout=20).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        info["nvidia_smi"] = None
+    return info
+
+
+def _default_dtype(dev: torch.device, dtype: torch.dtype | None) -> torch.dtype:
+    return dtype or (torch.float16 if dev.type == "cuda" else torch.float32)
 
 
 def run(
@@ -198,70 +351,130 @@ def run(
     video: str | None = None,
     audio: str | None = None,
     log=print,
+    only: str = "all",
+    save=None,
 ) -> dict:
-    """Run the benchmark and return its results (see the module docstring)."""
+    """Run the benchmark and return its results (see the module docstring).
+
+    ``only="generator"`` measures the generator alone. ``save``, if given, is called with the results so far
+    after every phase.
+    """
     dev = torch.device(device)
     batch = batch_size or (32 if dev.type == "cuda" else 8)
-    with tempfile.TemporaryDirectory(prefix="joygen-bench-") as tmp:
-        work = Path(tmp)
-        log(f"building the {size}-size models on {device} ...")
-        start = time.perf_counter()
-        if size == "tiny":
-            from ..weights.tiny import write_tiny_weights
-
-            pipe = JoyGenPipeline.from_pretrained(write_tiny_weights(work / "weights"), device=device, dtype=dtype)
-        else:
-            pipe = real_size_pipeline(work, device, dtype)
-        load_s = time.perf_counter() - start
-        log(f"preparing a {frames}-frame clip ...")
-        clip, voice, other = prepare_clip(work, frames, video, audio)
-        (work / "warmup").mkdir()
-        warm_clip, warm_voice, _ = prepare_clip(work / "warmup", WARMUP_FRAMES, video, audio)
-        config = pipe.config.with_options(batch_size=batch, cache_dir=str(work / "cache"), preset="veryfast")
-        log("warming up ...")
-        pipe(warm_clip, warm_voice, work / "warmup.mp4", config=config.with_options(cache=False))
-        results = {}
-        for name, voice_file in (("first run", voice), ("cached video, new voice", other)):
-            log(f"measuring: {name} ...")
-            if dev.type == "cuda":
-                torch.cuda.reset_peak_memory_stats(dev)
-            with PeakRSS() as rss:
-                start = time.perf_counter()
-                out = pipe(clip, voice_file, work / f"{len(results)}.mp4", config=config)
-                _sync(dev)
-                seconds = time.perf_counter() - start
-            results[name] = {
-                "frames": out.num_frames,
-                "seconds": round(seconds, 3),
-                "fps": round(out.num_frames / seconds, 2),
-                "stages": {
-                    k: {"seconds": v, "fps": round(out.num_frames / v, 1) if v else None}
-                    for k, v in out.timings.items()
-                },
-                "peak_host_gib": round(rss.peak / 2**30, 3),
-                "peak_gpu_gib": round(torch.cuda.max_memory_allocated(dev) / 2**30, 3) if dev.type == "cuda" else None,
-            }
-        log("measuring: generator alone ...")
-        gen_fps = generator_fps(pipe, batch, repeats=3 if dev.type == "cpu" else 20)
-        info = probe_size(clip)
-    return {
-        "device": torch.cuda.get_device_name(dev)
-        if dev.type == "cuda"
-        else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
-        "dtype": str(pipe.dtype).removeprefix("torch."),
+    dtype = _default_dtype(dev, dtype)
+    info = device_info(dev)
+    result = {
+        "complete": False,
+        "phase": "building the models",
+        "error": None,
+        "only": only,
+        "device": info["name"],
+        "device_info": info,
+        "dtype": str(dtype).removeprefix("torch."),
         "size": size,
         "stand_ins": []
-        if size == "tiny"
+        if size == "tiny" or only == "generator"
         else ["DWPose (tiny network, real RTMPose-l costs more)", "BFM (procedural mesh of the real size)"],
-        "clip": {"frames": frames, "width": info[0], "height": info[1], "fps": FPS},
+        "clip": None,
         "batch_size": batch,
-        "model_load_seconds": round(load_s, 1),
-        "runs": results,
-        "generator_fps": round(gen_fps, 1),
+        "model_load_seconds": None,
+        "runs": {},
+        "generator": None,
+        "generator_fps": None,
         "commit": _commit(),
         "date": time.strftime("%Y-%m-%d"),
         "versions": versions(),
     }
+
+    def phase(name: str) -> None:
+        result["phase"] = name
+        log(f"{name} ...")
+        if save is not None:
+            save(result)
+
+    try:
+        _measure(result, phase, dev, dtype, frames, size, batch, video, audio, only)
+    except BaseException as exc:
+        result["error"] = f"{type(exc).__name__}: {exc}"[:2000]
+        if save is not None:
+            save(result)
+        raise
+    result["generator_fps"] = result["generator"]["fps"]
+    result["complete"], result["phase"] = True, "done"
+    if save is not None:
+        save(result)
+    return result
+
+
+def _measure(result, phase, dev, dtype, frames, size, batch, video, audio, only) -> None:
+    device = str(dev)
+    repeats = 3 if dev.type == "cpu" else 20
+    with tempfile.TemporaryDirectory(prefix="joygen-bench-") as tmp:
+        work = Path(tmp)
+        phase(f"building the {size}-size models on {device}")
+        start = time.perf_counter()
+        if only == "generator":
+            if size == "tiny":
+                from ..editor.mouth_editor import MouthEditor
+                from ..weights.tiny import write_tiny_weights
+
+                weights = write_tiny_weights(work / "weights")
+                editor = MouthEditor.from_pretrained(weights / "unet", weights / "vae")
+            else:
+                editor = real_size_editor()
+            editor.to(dev, dtype)
+            _sync(dev)
+            result["model_load_seconds"] = round(time.perf_counter() - start, 1)
+            phase("measuring: generator alone")
+            result["generator"] = generator_stats(editor, batch, repeats)
+        else:
+            if size == "tiny":
+                from ..weights.tiny import write_tiny_weights
+
+                pipe = JoyGenPipeline.from_pretrained(write_tiny_weights(work / "weights"), device=device, dtype=dtype)
+            else:
+                pipe = real_size_pipeline(work, device, dtype)
+            _sync(dev)
+            result["model_load_seconds"] = round(time.perf_counter() - start, 1)
+            phase(f"preparing a {frames}-frame clip")
+            clip, voice, other = prepare_clip(work, frames, video, audio)
+            (work / "warmup").mkdir()
+            warm_clip, warm_voice, _ = prepare_clip(work / "warmup", WARMUP_FRAMES, video, audio)
+            width, height = probe_size(clip)
+            result["clip"] = {"frames": frames, "width": width, "height": height, "fps": FPS}
+            config = pipe.config.with_options(batch_size=batch, cache_dir=str(work / "cache"), preset="veryfast")
+            phase("warming up")
+            start = time.perf_counter()
+            pipe(warm_clip, warm_voice, work / "warmup.mp4", config=config.with_options(cache=False))
+            result["warmup_seconds"] = round(time.perf_counter() - start, 1)
+            for name, voice_file in (("first run", voice), ("cached video, new voice", other)):
+                phase(f"measuring: {name}")
+                _reset_peak(dev)
+                with PeakRSS() as rss, GpuSampler(dev) as util:
+                    start = time.perf_counter()
+                    out = pipe(clip, voice_file, work / f"{len(result['runs'])}.mp4", config=config)
+                    _sync(dev)
+                    seconds = time.perf_counter() - start
+                staged = sum(out.timings.values())
+                result["runs"][name] = {
+                    "frames": out.num_frames,
+                    "seconds": round(seconds, 3),
+                    "fps": round(out.num_frames / seconds, 2),
+                    "stages": {
+                        k: {
+                            "seconds": v,
+                            "fps": round(out.num_frames / v, 1) if v else None,
+                            "share": round(v / seconds, 3),
+                        }
+                        for k, v in out.timings.items()
+                    },
+                    "outside_stages_seconds": round(seconds - staged, 3),  # set-up and waits not charged to a stage
+                    "peak_host_gib": round(rss.peak / 2**30, 3),
+                    **_peak_gpu(dev),
+                    "gpu_util": util.summary(),
+                }
+            phase("measuring: generator alone")
+            result["generator"] = generator_stats(pipe.editor, batch, repeats)
 
 
 def probe_size(path: Path) -> tuple[int, int]:
@@ -280,27 +493,40 @@ def _commit() -> str:
         return "unknown"
 
 
+def _util(u: dict | None) -> str:
+    return f", GPU busy {u['mean_util_pct']:.0f}% mean" if u and u["mean_util_pct"] is not None else ""
+
+
 def table(r: dict) -> str:
     """The results as a plain-text table."""
-    first = r["runs"]["first run"]
     lines = [
         f"device: {r['device']} | dtype {r['dtype']} | models: {r['size']} size, random weights | "
         f"joygen {r['versions']['joygen']} ({r['commit']}) | torch {r['versions']['torch']} | {r['date']}",
-        f"clip: {r['clip']['frames']} frames, {r['clip']['width']}x{r['clip']['height']} at 25 fps | batch {r['batch_size']}",
     ]
+    if r["clip"]:
+        c = r["clip"]
+        lines.append(f"clip: {c['frames']} frames, {c['width']}x{c['height']} at 25 fps | batch {r['batch_size']}")
     if r["stand_ins"]:
         lines.append("stand-ins: " + "; ".join(r["stand_ins"]))
-    lines += ["", f"{'stage (first run)':34s}{'seconds':>10s}{'frames/s':>12s}"]
-    for stage, v in sorted(first["stages"].items(), key=lambda kv: -kv[1]["seconds"]):
-        lines.append(f"{stage:34s}{v['seconds']:10.2f}{(v['fps'] or float('nan')):12.1f}")
-    lines.append("")
+    if "first run" in r["runs"]:
+        lines += ["", f"{'stage (first run)':34s}{'seconds':>10s}{'frames/s':>12s}"]
+        stages = r["runs"]["first run"]["stages"]
+        for stage, v in sorted(stages.items(), key=lambda kv: -kv[1]["seconds"]):
+            lines.append(f"{stage:34s}{v['seconds']:10.2f}{(v['fps'] or float('nan')):12.1f}")
+        lines.append("")
     for name, run_ in r["runs"].items():
         gpu = f", peak GPU {run_['peak_gpu_gib']:.2f} GiB" if run_["peak_gpu_gib"] is not None else ""
         lines.append(
             f"end to end, {name + ':':28s}{run_['seconds']:8.2f} s {run_['fps']:10.2f} frames/s "
-            f"(peak host {run_['peak_host_gib']:.2f} GiB{gpu})"
+            f"(peak host {run_['peak_host_gib']:.2f} GiB{gpu}{_util(run_['gpu_util'])})"
         )
-    lines.append(f"generator alone (UNet + VAE decode):  {r['generator_fps']:.1f} frames/s")
+    g = r["generator"]
+    if g:
+        gpu = f", peak GPU {g['peak_gpu_gib']:.2f} GiB" if g["peak_gpu_gib"] is not None else ""
+        lines.append(
+            f"generator alone (UNet + VAE decode):  {g['fps']:.1f} frames/s "
+            f"(batch {g['batch']}, {g['dtype']}{gpu}{_util(g['gpu_util'])})"
+        )
     return "\n".join(lines)
 
 
@@ -308,6 +534,13 @@ def main(args) -> int:
     import sys
 
     dtype = {None: None, "float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[args.dtype]
+
+    def save(result: dict) -> None:
+        if args.json:
+            tmp = Path(f"{args.json}.tmp")
+            tmp.write_text(json.dumps(result, indent=2) + "\n")
+            tmp.replace(args.json)
+
     result = run(
         args.device,
         dtype,
@@ -317,8 +550,8 @@ def main(args) -> int:
         args.video,
         args.audio,
         log=lambda m: print(m, file=sys.stderr),
+        only=getattr(args, "only", "all"),
+        save=save,
     )
     print(table(result))
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     return 0
