@@ -135,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     _option(edit, "lossless")
     _option(edit, "cache", flag="--no-cache", negate=True)
     _option(edit, "cache_dir", metavar="DIR")
+    _option(edit, "sync_score", flag="--no-sync-score", negate=True)
     edit.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
     bench = sub.add_parser("bench", help="frames per second of every stage, at real size with random weights")
@@ -241,6 +242,10 @@ def cmd_edit(args: argparse.Namespace) -> int:
             print(f"joygen: warning: {note}", file=sys.stderr)
     total = sum(result.timings.values())
     print(f"wrote {result.video} ({result.num_frames} frames at {result.fps} fps) in {total:.1f} s")
+    if result.sync is not None and result.sync["available"]:
+        print(f"lip sync (SyncNet): {result.sync['summary']}")
+    elif result.sync is not None:
+        print(f"joygen: note: lip sync not measured. {result.sync['how']}", file=sys.stderr)
     return 0
 
 

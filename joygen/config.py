@@ -166,6 +166,11 @@ class VideoConfig(_Section):
         off_help="do not reuse or store the per-video work (faces, 3D fits, latents, masks)",
     )
     cache_dir: str | None = option(None, "cache folder (none: $JOYGEN_CACHE_DIR or ~/.cache/joygen)", kind=str)
+    sync_score: bool = option(
+        True,
+        "measure the edit's lip sync with SyncNet (LSE-C, LSE-D) beside the source's, when SyncNet is installed",
+        off_help="do not measure the edit's lip sync afterwards (saves a SyncNet pass over both clips)",
+    )
 
 
 @dataclass(frozen=True)

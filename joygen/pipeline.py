@@ -88,6 +88,7 @@ class JoyGenOutput:
     intermediates: Path | None = None  # folder of per-stage artifacts, when asked for
     tiny_weights: bool = False  # True: made with random test weights, meaningless
     warnings: list[str] = field(default_factory=list)
+    sync: dict | None = None  # lip sync (LSE-C, LSE-D) of the edit and the source, or how to add SyncNet
 
 
 class _Run:
@@ -421,6 +422,7 @@ class JoyGenPipeline:
             run.warnings.append(f"{len(no_face)} of {n} frames show no face and were left unedited")
         if motion is not None:
             trajectory.update(log.trajectory())
+        sync = self._lip_sync(final, vinfo, n, cfg, run) if cfg.video.sync_score else None
         report_dict = build_report(
             inputs={"video": vinfo.to_dict(), "audio": ainfo.to_dict()},
             output=str(final),
@@ -438,6 +440,7 @@ class JoyGenPipeline:
             tiny_weights=self.tiny_weights,
             warnings=run.warnings,
             weights=self.weights.describe(),
+            sync=sync,
         )
         if report is not None:
             report_dict["weights"] = self.weights.describe(with_hashes=True)
@@ -458,4 +461,21 @@ class JoyGenPipeline:
             intermediates=inter,
             tiny_weights=self.tiny_weights,
             warnings=run.warnings,
+            sync=sync,
         )
+
+    def _lip_sync(self, final: Path, vinfo: MediaInfo, n: int, cfg: PipelineConfig, run: _Run) -> dict:
+        """The edit's LSE-C / LSE-D beside the source's with its own voice (`joygen.metrics`)."""
+        from .metrics.api import edit_sync_block
+
+        run.bar("lip_sync", 0, 1)
+        with run.timer("lip_sync"):
+            return edit_sync_block(
+                final,
+                vinfo.path,
+                vinfo.audio is not None and not vinfo.still_image,
+                self.weights,
+                num_frames=n,
+                device=str(self.device),
+                cache_dir=cfg.video.cache_dir or default_cache_dir(),
+            )

@@ -113,6 +113,7 @@ def build_report(
     tiny_weights: bool,
     warnings: list[str],
     weights: list[dict],
+    sync: dict | None = None,
 ) -> dict:
     """The JSON report of one edit (see the README, "Command line")."""
     from .timeline import FPS
@@ -152,5 +153,6 @@ def build_report(
         "tiny_weights": tiny_weights,
         "warnings": warnings,
         "weights": weights,
+        "sync": sync,
         "versions": versions(),
     }

@@ -22,6 +22,7 @@ def test_the_readme_command_on_the_demo_clip(tmp_path, demo_video, demo_audio):
     )
     assert run.returncode == 0, run.stderr
     assert "meaningless" in run.stderr  # tiny weights are announced
+    assert "lip sync (SyncNet): LSE-C" in run.stdout  # the tiny set has a (tiny) SyncNet: the edit is scored
     info = probe(tmp_path / "o.mp4")
     assert info.video.codec == "h264" and info.audio.codec == "aac"
     assert (info.video.width, info.video.height) == (900, 900)

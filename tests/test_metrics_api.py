@@ -55,9 +55,22 @@ def test_bad_inputs_give_a_reason_naming_the_file(tmp_path, media, sync_weights)
     assert row["status"] == "failed" and "no sound" in row["reason"] and "face_noaudio.mp4" in row["reason"]
     short = tmp_path / "three frames.mp4"
     ffmpeg(
-        "-f", "lavfi", "-i", "testsrc2=size=224x224:rate=25", "-f", "lavfi", "-i", "sine=sample_rate=16000",
-        "-frames:v", "3", "-t", "0.12", "-pix_fmt", "yuv420p", str(short),
-    )  # fmt: skip
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=224x224:rate=25",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=sample_rate=16000",
+        "-frames:v",
+        "3",
+        "-t",
+        "0.12",
+        "-pix_fmt",
+        "yuv420p",
+        str(short),
+    )
     row = sync_score(short, sync_weights, cropped=True)
     assert row["status"] == "failed" and "too short" in row["reason"] and "three frames.mp4" in row["reason"]
     row = sync_score(tmp_path / "missing.mp4", sync_weights, cropped=True)
@@ -85,3 +98,36 @@ def test_an_edits_weight_set_leads_to_its_folder(golden, tiny_weights):
     assert row["status"] == "ok" and row["tiny_weights"] is True
     assert row["weights"]["path"] == str(tiny_weights / "syncnet" / "syncnet_v2.model")
     assert "meaningless" in row["meaning"] or "mean nothing" in row["meaning"]
+
+
+def test_an_edit_reports_its_lip_sync_beside_the_sources(tiny_pipeline, tmp_path, media):
+    # the tiny set carries a tiny SyncNet: the report gets the sync block (numbers meaningless, and said so)
+    cfg = tiny_pipeline.config.with_options(cache_dir=str(tmp_path / "cache"))
+    out = tiny_pipeline(media["face_mp4"], media["tone_wav"], tmp_path / "o.mp4", config=cfg)
+    sync = out.report["sync"]
+    assert sync is out.sync and sync["available"] is True
+    assert sync["edited"]["status"] == "ok" and sync["source"]["status"] == "ok", sync
+    assert sync["min_track"] == out.num_frames - 1  # a 1 s clip: shorter than the official 100 frames
+    assert f"LSE-C {sync['edited']['lse_c']:.2f}" in sync["summary"] and "source with its own voice" in sync["summary"]
+    assert "mean nothing" in sync["summary"] and "lip_sync" in out.timings
+    assert list((tmp_path / "cache" / "sync").glob("*.json"))  # the source's row is kept for the next voice
+
+
+def test_an_edit_without_syncnet_says_how_to_add_it(tiny_weights, tmp_path, media):
+    import shutil
+
+    from joygen.pipeline import JoyGenPipeline
+
+    weights = tmp_path / "weights"
+    shutil.copytree(tiny_weights, weights)
+    shutil.rmtree(weights / "syncnet")
+    pipe = JoyGenPipeline.from_pretrained(weights)
+    out = pipe(media["face_noaudio_mp4"], media["tone_wav"], tmp_path / "o.mp4")
+    assert out.sync["available"] is False and "syncnet/syncnet_v2.model" in out.sync["how"]
+    off = pipe(
+        media["face_noaudio_mp4"],
+        media["tone_wav"],
+        tmp_path / "p.mp4",
+        config=pipe.config.with_options(sync_score=False),
+    )
+    assert off.sync is None and off.report["sync"] is None and "lip_sync" not in off.timings
