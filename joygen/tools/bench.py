@@ -442,7 +442,9 @@ def _measure(result, phase, dev, dtype, frames, size, batch, video, audio, only)
             warm_clip, warm_voice, _ = prepare_clip(work / "warmup", WARMUP_FRAMES, video, audio)
             width, height = probe_size(clip)
             result["clip"] = {"frames": frames, "width": width, "height": height, "fps": FPS}
-            config = pipe.config.with_options(batch_size=batch, cache_dir=str(work / "cache"), preset="veryfast")
+            config = pipe.config.with_options(
+                batch_size=batch, cache_dir=str(work / "cache"), preset="veryfast", sync_score=False
+            )  # the edit only: lip-sync scoring is the eval's cost, not the editor's
             phase("warming up")
             start = time.perf_counter()
             pipe(warm_clip, warm_voice, work / "warmup.mp4", config=config.with_options(cache=False))
@@ -475,6 +477,35 @@ def _measure(result, phase, dev, dtype, frames, size, batch, video, audio, only)
                 }
             phase("measuring: generator alone")
             result["generator"] = generator_stats(pipe.editor, batch, repeats)
+            phase("measuring: the rasteriser")
+            result["rasterizer"] = rasterizer_stats(pipe.depth.face_model, dev, batch)
+
+
+def rasterizer_stats(face_model, dev: torch.device, batch: int, repeats: int = 5) -> dict:
+    """The mouth-depth rasteriser alone on ``batch`` frames of the face mesh (best of ``repeats``), per frame."""
+    from ..face3d.reconstruction import COEFF_SLICES
+    from ..face3d.render import rasterize
+
+    coeffs = torch.zeros(batch, 257, device=face_model.mean_shape.device)
+    coeffs[:, COEFF_SLICES["trans"].start] = torch.linspace(
+        -0.05, 0.05, batch, device=coeffs.device
+    )  # frames differ a little
+    with torch.no_grad():
+        vertices = face_model.camera_vertices(coeffs)
+        rasterize(vertices, face_model.triangles)  # warm-up
+        best = float("inf")
+        for _ in range(repeats):
+            _sync(dev)
+            start = time.perf_counter()
+            rasterize(vertices, face_model.triangles)
+            _sync(dev)
+            best = min(best, time.perf_counter() - start)
+    return {
+        "vertices": int(vertices.shape[1]),
+        "triangles": int(face_model.triangles.shape[0]),
+        "batch": batch,
+        "ms_per_frame": round(1000 * best / batch, 2),
+    }
 
 
 def probe_size(path: Path) -> tuple[int, int]:
@@ -526,6 +557,12 @@ def table(r: dict) -> str:
         lines.append(
             f"generator alone (UNet + VAE decode):  {g['fps']:.1f} frames/s "
             f"(batch {g['batch']}, {g['dtype']}{gpu}{_util(g['gpu_util'])})"
+        )
+    rast = r.get("rasterizer")
+    if rast:
+        lines.append(
+            f"rasteriser alone (mouth depth):       {rast['ms_per_frame']:.2f} ms per frame "
+            f"({rast['vertices']} vertices, {rast['triangles']} triangles, batch {rast['batch']})"
         )
     return "\n".join(lines)
 
