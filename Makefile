@@ -1,6 +1,7 @@
 # The two commands of the README:
 #   make app    set up .venv if needed, then serve the Gradio app (ARGS="--share" etc. are passed on)
 #   make test   set up .venv with the test extras and system packages if needed, then run the tests
+#   make test-fast   the same set-up, then every unit and parity test and one tiny end-to-end edit (not slow)
 # Everything is installed with constraints.txt so that nothing replaces the pinned torch.
 
 PYTHON ?= python3.11
@@ -10,13 +11,16 @@ PY     := $(VENV)/bin/python
 ARGS   ?=
 PYTEST_ARGS ?=
 
-.PHONY: app test install install-dev clean-venv
+.PHONY: app test test-fast install install-dev clean-venv
 
 app: $(VENV)/.installed
 	$(PY) app.py $(ARGS)
 
 test: $(VENV)/.installed-dev
 	HF_HUB_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False $(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: $(VENV)/.installed-dev
+	HF_HUB_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False $(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev

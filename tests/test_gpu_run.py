@@ -94,7 +94,7 @@ def test_gpu_sampler_reads_nvml(monkeypatch):
 
     import torch
 
-    from joygen.tools.bench import GpuSampler
+    from joygen.tools.instruments import GpuSampler
 
     calls = []
     fake = types.SimpleNamespace(
@@ -120,7 +120,7 @@ def test_gpu_sampler_reads_nvml(monkeypatch):
 def test_gpu_sampler_falls_back_to_nvidia_smi(monkeypatch, tmp_path):
     import torch
 
-    from joygen.tools.bench import GpuSampler
+    from joygen.tools.instruments import GpuSampler
 
     smi = tmp_path / "nvidia-smi"  # prints what --query-gpu ... -lms would, then keeps running
     smi.write_text("#!/bin/sh\necho '35, 1000'\necho '65, 2000'\nexec sleep 30\n")

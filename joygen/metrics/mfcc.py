@@ -24,7 +24,8 @@ import math
 import numpy as np
 from scipy.fft import dct
 
-SAMPLE_RATE = 16_000
+from ..timeline import SAMPLE_RATE
+
 FRAME_LENGTH = 400  # samples (25 ms)
 FRAME_STEP = 160  # samples (10 ms): 100 MFCC frames per second, 4 per video frame at 25 fps
 NFFT = 512

@@ -35,11 +35,11 @@ import torch.nn.functional as F
 
 from ..errors import InputError
 from ..media import MediaInfo, probe, run_ffmpeg
-from .mfcc import SAMPLE_RATE, mfcc
+from ..timeline import FPS, SAMPLE_RATE  # syncnet_python assumes both, as joygen does
+from .mfcc import mfcc
 
 VSHIFT = 15  # offsets searched: -15..+15 frames
 BATCH_SIZE = 20  # windows per forward pass (the default of every official script)
-FPS = 25
 WINDOW_FRAMES = 5
 SAMPLES_PER_FRAME = SAMPLE_RATE // FPS  # 640
 MFCC_PER_FRAME = 4
