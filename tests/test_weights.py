@@ -180,3 +180,38 @@ def test_look_only_mode_never_downloads(tmp_path, monkeypatch):
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda *a, **k: pytest.fail("downloaded"))
     rows = WeightsLocator(tmp_path, download=False).status(["vae", "whisper"])
     assert [r["found"] for r in rows] == [False, False]
+
+
+def test_the_tiny_models_in_memory_equal_the_written_set(tiny_weights, tiny_pipeline, media, tmp_path):
+    # diffusers' get_dummy_components idea: the same tiny models without files, for tests where a file is not
+    # the point. Built with the same seeds in the same order, so every parameter equals the loaded one.
+    from joygen.pipeline import JoyGenPipeline
+    from joygen.weights.tiny import tiny_components
+
+    parts = tiny_components()
+    pairs = {
+        "unet": (parts["editor"].unet, tiny_pipeline.editor.unet),
+        "vae": (parts["editor"].vae, tiny_pipeline.editor.vae),
+        "whisper": (parts["whisper"].encoder, tiny_pipeline.whisper.encoder),
+        "face_parsing": (parts["face_parser"], tiny_pipeline.face_parser),
+        "face_recon": (parts["depth"].recon_net, tiny_pipeline.depth.recon_net),
+        "bfm": (parts["depth"].face_model, tiny_pipeline.depth.face_model),
+        "hubert": (parts["motion"].hubert.model, tiny_pipeline.motion.hubert.model),
+        "audio2secc": (parts["motion"].audio2secc, tiny_pipeline.motion.audio2secc),
+    }
+    for name, (built, loaded) in pairs.items():
+        a, b = built.state_dict(), loaded.state_dict()
+        assert a.keys() == b.keys(), name
+        for key in a:  # exact: the same seeded draws, and float32 files store them unchanged
+            assert torch.equal(a[key].float(), b[key].float()), (name, key)
+    pipe = JoyGenPipeline(**parts)
+    out = pipe(
+        media["face_noaudio_mp4"],
+        media["tone_wav"],
+        tmp_path / "o.mp4",
+        config=pipe.config.with_options(landmark_box=False, sync_score=False),
+    )
+    from joygen.timeline import Timeline
+
+    assert out.num_frames == Timeline.from_samples(16_000).num_frames  # the 1 s tone
+    assert out.tiny_weights and not out.frames_without_face

@@ -105,6 +105,7 @@ class WeightSet:
     """Resolved artifacts by name."""
 
     artifacts: dict[str, ResolvedArtifact]
+    random: bool = False  # the models were built in memory with random weights (`tiny_components`)
 
     def __getitem__(self, name: str) -> ResolvedArtifact:
         return self.artifacts[name]
@@ -114,8 +115,8 @@ class WeightSet:
 
     @property
     def tiny(self) -> bool:
-        """True if any artifact comes from a tiny random-weight set: outputs are then meaningless."""
-        return any(r.tiny for r in self.artifacts.values())
+        """True if the models are random test ones (a tiny set, or built in memory): outputs are meaningless."""
+        return self.random or any(r.tiny for r in self.artifacts.values())
 
     def describe(self, with_hashes: bool = False) -> list[dict]:
         rows = []

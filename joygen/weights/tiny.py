@@ -86,13 +86,16 @@ TINY_AUDIO2SECC = dict(
 TINY_FACE_GRID = (41, 47)  # vertices across x, y of the procedural face mesh
 
 
-def _unet(folder: Path) -> None:
+# -- the tiny models, built in memory (each builder below writes one in the official file layout) ----------
+
+
+def tiny_unet():
     from diffusers import UNet2DConditionModel
 
-    UNet2DConditionModel(**TINY_UNET).save_pretrained(folder, safe_serialization=True)
+    return UNet2DConditionModel(**TINY_UNET).eval()
 
 
-def _vae(folder: Path) -> None:
+def tiny_vae():
     """The scaling factor is set so that latents have unit standard deviation, the job 0.18215 does for the real
     VAE (a random VAE's latents are on another scale; with 0.18215 they would be tiny)."""
     from diffusers import AutoencoderKL
@@ -102,33 +105,133 @@ def _vae(folder: Path) -> None:
     with torch.no_grad():
         spread = vae.encode(noise).latent_dist.mean.std().item()
     vae.register_to_config(scaling_factor=round(1.0 / spread, 5))
-    vae.save_pretrained(folder, safe_serialization=True)
+    return vae.eval()
+
+
+def tiny_whisper_encoder():
+    from transformers import WhisperConfig
+    from transformers.models.whisper.modeling_whisper import WhisperEncoder
+
+    config = WhisperConfig(**TINY_WHISPER)
+    config._attn_implementation = "sdpa"
+    return WhisperEncoder(config).eval()
+
+
+def tiny_bisenet():
+    """Main head: class 1 ("skin") scores the sum of the (non-negative) features, every other class 0."""
+    from ..editor.face_parsing import BiSeNet
+
+    net = BiSeNet(base=TINY_BISENET_BASE)
+    with torch.no_grad():
+        net.conv_out.conv_out.weight.zero_()
+        net.conv_out.conv_out.weight[1] = 1.0
+    return net.eval()
+
+
+def tiny_recon_net():
+    """A narrow R-Net whose heads are nearly zero: every face comes out close to the mean face, frontal."""
+    from ..face3d.reconstruction import ReconNet
+
+    net = ReconNet(base=TINY_RECON_BASE)
+    with torch.no_grad():
+        for head in net.final_layers:
+            head.weight.mul_(1e-3)
+            head.bias.zero_()
+    return net.eval()
+
+
+def tiny_hubert():
+    from transformers import HubertConfig, HubertModel
+
+    return HubertModel(HubertConfig(**TINY_HUBERT)).eval()
+
+
+def tiny_audio2secc():
+    from ..motion.audio2secc import Audio2Secc, Audio2SeccConfig
+
+    model = Audio2Secc(Audio2SeccConfig(**TINY_AUDIO2SECC))
+    with torch.no_grad():
+        model.mouth_amp_embed.normal_()
+    return model.eval()
+
+
+def tiny_components(seed: int = 0) -> dict:
+    """The tiny pipeline's models built in memory, as `JoyGenPipeline` keyword arguments (no files; the idea of
+    diffusers' ``get_dummy_components``). Built in the order and with the seeds of `write_tiny_weights`, so each
+    model equals the one loaded from a written set. MTCNN comes from the facenet-pytorch wheel (a random one
+    finds no face); there is no DWPose (use ``landmark_box=False``). The weight set is marked random, so every
+    output says it is meaningless.
+    """
+    from ..editor.face_parsing import FaceParser
+    from ..editor.mouth_editor import MouthEditor
+    from ..editor.whisper import WhisperFeatures
+    from ..face3d.bfm import FaceModel
+    from ..face3d.detection import FaceDetector
+    from ..face3d.mouth_depth import MouthDepth
+    from ..face3d.mtcnn import MTCNN
+    from ..motion.audio_to_motion import AudioToMotion, HubertFeatures
+    from .locator import WeightSet
+
+    def seeded(build):
+        torch.manual_seed(seed)
+        return build()
+
+    unet, vae, whisper = seeded(tiny_unet), seeded(tiny_vae), seeded(tiny_whisper_encoder)
+    parser, recon = seeded(tiny_bisenet), seeded(tiny_recon_net)
+    bfm = seeded(tiny_bfm_arrays)
+    hubert, a2s = seeded(tiny_hubert), seeded(tiny_audio2secc)
+    mtcnn = WeightsLocator(use_public=True).find("mtcnn")
+    if mtcnn is None:
+        raise WeightsError(
+            "the tiny models use MTCNN from the facenet-pytorch wheel: `pip install --no-deps facenet-pytorch`"
+        )
+    return {
+        "editor": MouthEditor(unet, vae),
+        "whisper": WhisperFeatures(whisper),
+        "face_detector": FaceDetector(MTCNN.from_pretrained(mtcnn.folder)),
+        "face_parser": FaceParser(parser),
+        "weights": WeightSet({}, random=True),
+        "motion": AudioToMotion(HubertFeatures(hubert), a2s),
+        "depth": MouthDepth(
+            recon,
+            FaceModel(
+                bfm["meanshape"],
+                bfm["idBase"],
+                bfm["exBase"],
+                bfm["tri"].astype(np.int64) - 1,  # the arrays are 1-based, as in the .mat files
+                bfm["keypoints"].astype(np.int64).reshape(-1) - 1,
+                bfm["index468"],
+                bfm["lm68"],
+            ),
+        ),
+    }
+
+
+# -- writers: the same models in the official file layouts ---------------------------------------------
+
+
+def _unet(folder: Path) -> None:
+    tiny_unet().save_pretrained(folder, safe_serialization=True)
+
+
+def _vae(folder: Path) -> None:
+    tiny_vae().save_pretrained(folder, safe_serialization=True)
 
 
 def _whisper(folder: Path) -> None:
     """transformers layout (config.json + model.safetensors with ``model.encoder.*`` keys)."""
     from safetensors.torch import save_file
-    from transformers import WhisperConfig
-    from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
-    config = WhisperConfig(**TINY_WHISPER)
-    encoder = WhisperEncoder(config)
+    encoder = tiny_whisper_encoder()
     folder.mkdir(parents=True, exist_ok=True)
-    config.to_json_file(folder / "config.json")
+    encoder.config.to_json_file(folder / "config.json")
     state = {f"model.encoder.{k}": v.contiguous() for k, v in encoder.state_dict().items()}
     save_file(state, folder / "model.safetensors", metadata={"format": "pt"})
 
 
 def _face_parsing(folder: Path) -> None:
-    from ..editor.face_parsing import BiSeNet
-
-    net = BiSeNet(base=TINY_BISENET_BASE)
-    # Main head: class 1 ("skin") scores the sum of the (non-negative) features, every other class 0.
-    with torch.no_grad():
-        net.conv_out.conv_out.weight.zero_()
-        net.conv_out.conv_out.weight[1] = 1.0
     folder.mkdir(parents=True, exist_ok=True)
-    torch.save(net.state_dict(), folder / "79999_iter.pth")
+    torch.save(tiny_bisenet().state_dict(), folder / "79999_iter.pth")
 
 
 def _mtcnn(folder: Path) -> None:
@@ -143,16 +246,8 @@ def _mtcnn(folder: Path) -> None:
 
 
 def _face_recon(folder: Path) -> None:
-    """A narrow R-Net whose heads are nearly zero: every face comes out close to the mean face, frontal."""
-    from ..face3d.reconstruction import ReconNet
-
-    net = ReconNet(base=TINY_RECON_BASE)
-    with torch.no_grad():
-        for head in net.final_layers:
-            head.weight.mul_(1e-3)
-            head.bias.zero_()
     folder.mkdir(parents=True, exist_ok=True)
-    torch.save({"net_recon": net.state_dict()}, folder / "epoch_20.pth")
+    torch.save({"net_recon": tiny_recon_net().state_dict()}, folder / "epoch_20.pth")
 
 
 def _dwpose(folder: Path) -> None:
@@ -161,12 +256,10 @@ def _dwpose(folder: Path) -> None:
     write_tiny_dwpose(folder / "dw-ll_ucoco_384.onnx")
 
 
-def _bfm(folder: Path, grid: tuple[int, int] = TINY_FACE_GRID) -> None:
-    """A procedural face in the BFM file layout: an ellipsoidal grid with a nose, a mouth that opens with
-    expression 0, and landmark / MediaPipe index tables pointing at the right regions. ``grid=(189, 189)``
-    gives the real BFM's size (35 721 vertices, 70 688 triangles) for benchmarks."""
-    from scipy.io import savemat
-
+def tiny_bfm_arrays(grid: tuple[int, int] = TINY_FACE_GRID) -> dict[str, np.ndarray]:
+    """A procedural face in the BFM's arrays (1-based like the .mat files): an ellipsoidal grid with a nose, a
+    mouth that opens with expression 0, and landmark / MediaPipe index tables pointing at the right regions.
+    ``grid=(189, 189)`` gives the real BFM's size (35 721 vertices, 70 688 triangles) for benchmarks."""
     from ..face3d.bfm import OUTER_LIP_468
 
     rng = np.random.default_rng(0)
@@ -240,17 +333,28 @@ def _bfm(folder: Path, grid: tuple[int, int] = TINY_FACE_GRID) -> None:
         "frontmask2_idx": (np.arange(n) + 1).astype(np.float32)[:, None],
         "tri_mask2": (tri + 1).astype(np.float32),
         "skinmask": np.ones((1, n), np.float32),
+        "lm68": centred[keypoints].astype(np.float32),
+        "index468": index468.astype(np.int64),
     }
+    return model
+
+
+def _bfm(folder: Path, grid: tuple[int, int] = TINY_FACE_GRID) -> None:
+    """`tiny_bfm_arrays` in the BFM's three files."""
+    from scipy.io import savemat
+
+    model = tiny_bfm_arrays(grid)
+    lm68, index468 = model.pop("lm68"), model.pop("index468")
     folder.mkdir(parents=True, exist_ok=True)
     savemat(folder / "BFM_model_front.mat", model)
-    savemat(folder / "similarity_Lm3D_all.mat", {"lm": centred[keypoints].astype(np.float32)})
-    np.save(folder / "index_mp468_from_mesh35709.npy", index468.astype(np.int64))
+    savemat(folder / "similarity_Lm3D_all.mat", {"lm": lm68})
+    np.save(folder / "index_mp468_from_mesh35709.npy", index468)
 
 
 def _hubert(folder: Path) -> None:
-    from transformers import HubertConfig, HubertModel, Wav2Vec2FeatureExtractor
+    from transformers import Wav2Vec2FeatureExtractor
 
-    HubertModel(HubertConfig(**TINY_HUBERT)).save_pretrained(folder)
+    tiny_hubert().save_pretrained(folder)
     Wav2Vec2FeatureExtractor(
         feature_size=1, sampling_rate=SAMPLE_RATE, padding_value=0.0, do_normalize=True, return_attention_mask=True
     ).save_pretrained(folder)
@@ -260,11 +364,7 @@ def _audio2secc(folder: Path) -> None:
     """Official checkpoint layout (nested state_dict) and config keys, small sizes under ``joygen_sizes``."""
     import yaml
 
-    from ..motion.audio2secc import Audio2Secc, Audio2SeccConfig
-
-    model = Audio2Secc(Audio2SeccConfig(**TINY_AUDIO2SECC))
-    with torch.no_grad():
-        model.mouth_amp_embed.normal_()
+    model = tiny_audio2secc()
     folder.mkdir(parents=True, exist_ok=True)
     config = {
         "audio_type": "hubert",
