@@ -131,3 +131,13 @@ def test_an_edit_without_syncnet_says_how_to_add_it(tiny_weights, tmp_path, medi
         config=pipe.config.with_options(sync_score=False),
     )
     assert off.sync is None and off.report["sync"] is None and "lip_sync" not in off.timings
+
+
+def test_scoring_problems_become_a_failed_row_never_an_exception(monkeypatch):
+    from joygen.metrics import api
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    row = api._never_raises(broken, "x.mp4")
+    assert row["status"] == "failed" and "RuntimeError: boom" in row["reason"] and row["lse_c"] is None

@@ -155,6 +155,8 @@ def test_a_tenth_of_a_second_and_three_seconds_of_silence(tiny_pipeline, media, 
     ffmpeg("-f", "lavfi", "-i", "sine=frequency=200:sample_rate=16000:duration=0.1", str(short))
     out = tiny_pipeline(media["face_noaudio_mp4"], short, tmp_path / "short.mp4")
     assert out.num_frames == 4 and probe(out.video).audio is not None
+    # too short to measure lip sync: the report says so, and the edit is kept
+    assert out.sync["edited"]["status"] == "failed" and "from 13 frames on" in out.sync["edited"]["reason"]
     out = tiny_pipeline(media["face_noaudio_mp4"], media["silence_wav"], tmp_path / "silent.mp4")
     assert out.num_frames == Timeline.from_samples(48000).num_frames == 76
 

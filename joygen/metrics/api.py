@@ -221,6 +221,7 @@ def source_sync_score(source_video: str | Path, weights_or_model=None, **kwargs)
 
 
 EDIT_MIN_TRACK = TrackConfig.min_track  # an edit's tracks: the official 100 detections, or the clip less one frame
+EDIT_MIN_FRAMES = 13  # shorter edits are not scored: the official 13-tap box smoothing needs that many frames
 
 
 def edit_sync_block(
@@ -248,17 +249,20 @@ def edit_sync_block(
     hint = syncnet_hint(weights)
     if hint is not None:
         return {"available": False, "how": hint}
+    if num_frames < EDIT_MIN_FRAMES:
+        short = _failed(f"the edit has {num_frames} frames; lip sync is measured from {EDIT_MIN_FRAMES} frames on")
+        return {
+            "available": True,
+            "edited": short,
+            "source": None,
+            "min_track": None,
+            "summary": sync_summary(short, None),
+        }
     min_track = max(1, min(EDIT_MIN_TRACK, num_frames - 1))
-    edited_row = sync_score(edited, weights, device=device, min_track=min_track)
+    edited_row = _never_raises(sync_score, edited, weights, device=device, min_track=min_track)
     source_row: dict | None
     if not source_has_sound:
-        source_row = {
-            "status": "failed",
-            "reason": "the source has no sound of its own to compare with",
-            "lse_c": None,
-            "lse_d": None,
-            "offset": None,
-        }
+        source_row = _failed("the source has no sound of its own to compare with")
     else:
         memo = None
         if cache_dir is not None and edited_row.get("weights", {}).get("sha256"):
@@ -267,7 +271,7 @@ def edit_sync_block(
         if memo is not None and memo.is_file():
             source_row = json.loads(memo.read_text())
         else:
-            source_row = source_sync_score(source, weights, device=device, min_track=min_track)
+            source_row = _never_raises(source_sync_score, source, weights, device=device, min_track=min_track)
             if memo is not None and source_row.get("status") == "ok":
                 try:
                     memo.parent.mkdir(parents=True, exist_ok=True)
@@ -281,6 +285,19 @@ def edit_sync_block(
         "min_track": min_track,
         "summary": sync_summary(edited_row, source_row),
     }
+
+
+def _failed(reason: str) -> dict:
+    return {"status": "failed", "reason": reason, "lse_c": None, "lse_d": None, "offset": None}
+
+
+def _never_raises(score, *args, **kwargs) -> dict:
+    """A score, or a failed row: measuring a finished edit must never lose it (a bug here is reported, not
+    raised; `sync_score` itself turns every problem with the input into a failed row)."""
+    try:
+        return score(*args, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - the edit is done; its report says what went wrong
+        return _failed(f"the lip-sync measurement failed ({type(exc).__name__}: {exc}); please report it")
 
 
 def sync_summary(edited: dict, source: dict | None) -> str:

@@ -151,7 +151,11 @@ def crop_face(image: np.ndarray, window, pad_value: int = 110) -> np.ndarray:
     """Cut one crop (``window`` from `crop_window`) out of ``image`` (H, W, 3) and resize it to 224x224."""
     import cv2
 
+    from ..errors import InputError
+
     bsi, r0, r1, c0, c1 = (int(v) for v in window)
+    if r1 <= r0 or c1 <= c0:  # a track of a few frames: the 13-tap median filter shrank its box to nothing
+        raise InputError("the face track is too short for the official smoothing (13 frames) to give a crop")
     padded = np.pad(image, ((bsi, bsi), (bsi, bsi), (0, 0)), "constant", constant_values=(pad_value, pad_value))
     return cv2.resize(padded[r0:r1, c0:c1], (CROP_SIZE, CROP_SIZE))
 
