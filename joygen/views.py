@@ -115,7 +115,7 @@ class RunClock:
 
     def seconds_left(self) -> float | None:
         """Time left for the frames, from their pace so far; None before the first batch or outside editing."""
-        if self.stage != "edit" or self._edit_start is None:
+        if self.stage != "edit" or self._edit_start is None or self.done >= self.total:
             return None
         t0, d0 = self._edit_start
         if self.done <= d0:
@@ -170,8 +170,15 @@ def depth_legend(width: int, height: int = LEGEND_HEIGHT) -> np.ndarray:
     draw = ImageDraw.Draw(im)
     font = _font(max(10, height * 11 // 20))
     for text, anchor, x in (("far", "lm", 6), ("depth", "mm", width // 2), ("near", "rm", width - 6)):
-        draw.text((x, height // 2), text, fill=(255, 255, 255), font=font, anchor=anchor, stroke_width=2,
-                  stroke_fill=(0, 0, 0))  # fmt: skip
+        draw.text(
+            (x, height // 2),
+            text,
+            fill=(255, 255, 255),
+            font=font,
+            anchor=anchor,
+            stroke_width=2,
+            stroke_fill=(0, 0, 0),
+        )
     return np.asarray(im)
 
 
@@ -230,7 +237,7 @@ def _spans(active: list | np.ndarray) -> list[tuple[int, int]]:
     return runs
 
 
-def lip_plot(trajectory: dict | None, width: int = 1000, height: int = 340) -> np.ndarray | None:
+def lip_plot(trajectory: dict | None, width: int = 1000, height: int = 380) -> np.ndarray | None:
     """The lip trajectory as an image: stage 1's mouth opening (mm, left axis) and the voice's loudness (dB,
     right axis) over time; frames the trajectory marks silent (``voice_active`` false) shaded.
 
@@ -248,7 +255,7 @@ def lip_plot(trajectory: dict | None, width: int = 1000, height: int = 340) -> n
     im = Image.new("RGB", (width, height), (255, 255, 255))
     draw = ImageDraw.Draw(im)
     font, small = _font(15), _font(13)
-    left, right, top, bottom = 56, 56, 34, 48
+    left, right, top, bottom = 56, 56, 70, 48  # the top leaves room for the legend under the label badge
     x0, x1, y0, y1 = left, width - right, top, height - bottom
     t_end = max(float(t[-1]), 1 / FPS)
 
@@ -375,28 +382,82 @@ def face_check_images(check: FaceCheck, max_side: int = 720) -> list[tuple[np.nd
         draw.ellipse([px - thick, py - thick, px + thick, py + thick], fill=FACE_BOX_COLOUR)
     _label(draw, (max(cx1, 4) + 4, max(cy1, 0) + font.size + 8), "context (blended area)", CONTEXT_BOX_COLOUR, font)
     _label(draw, (max(fx1, 4) + 4, fy2 - 6), "face box (edited crop)", FACE_BOX_COLOUR, font)
-    box_source = "DWPose landmark box" if check.face.box_source == "landmarks" else "MTCNN box"
-    others = check.face.faces_in_frame - 1
-    frame_caption = (
-        f"frame {check.frame_index} ({check.time_s:.2f} s): {box_source}, face score {check.face.score:.2f}"
-        + (f"; {others} other face{'s' if others > 1 else ''} in the frame (the largest is edited)" if others else "")
-    )
-    images = [(np.asarray(im), frame_caption), (check.crop, "the 256×256 crop the editor sees")]
+    images = [
+        (np.asarray(im), f"frame {check.frame_index}: face box (green), blend context (yellow)"),
+        (check.crop, "the crop the editor sees (256×256)"),
+    ]
 
     tint = np.asarray(MASK_TINT, np.float32)
     weight = (check.mask.astype(np.float32) / 255.0)[..., None] * 0.6
     masked = np.round(check.context.astype(np.float32) * (1 - weight) + tint * weight).astype(np.uint8)
-    images.append((masked, "paste-back mask: tinted pixels take the new mouth, the rest stays as it was"))
+    images.append((masked, "paste-back mask (tinted: re-drawn)"))
 
     if check.mouth_depth is not None:
         crop = check.crop
         over = depth_over(crop, check.face_depth, alpha=0.35) if check.face_depth is not None else crop
         over = depth_over(over, check.mouth_depth, alpha=0.8)
         legend = depth_legend(crop.shape[1])
-        images.append(
-            (
-                np.concatenate([over, legend], axis=0),
-                "3D fit with the frame's own expression: face depth, mouth depth (what the editor is told) bright",
-            )
-        )
+        images.append((np.concatenate([over, legend], axis=0), "3D fit: depth, near = warm"))
     return images
+
+
+def face_check_text(check: FaceCheck) -> str:
+    """One line under the check's images: which box, how sure, what the images mean."""
+    box_source = "the DWPose landmark box" if check.face.box_source == "landmarks" else "the MTCNN box"
+    others = check.face.faces_in_frame - 1
+    text = (
+        f"frame {check.frame_index} ({check.time_s:.2f} s), checked in {check.seconds:.1f} s: cropped with "
+        f"{box_source}, face score {check.face.score:.2f}"
+    )
+    if others:
+        text += f"; {others} other face{'s' if others > 1 else ''} in the frame (the largest is edited)"
+    text += ". Tinted pixels of the mask take the new mouth; everything else keeps the source."
+    if check.mouth_depth is not None:
+        text += " The 3D fit carries the frame's own expression; its mouth (what the editor is told) is brightest."
+    return text
+
+
+# -- notes beside the inputs -----------------------------------------------------------------------------
+
+
+def _media_facts(info) -> str:
+    if info.still_image:
+        return f"a {info.video.width}×{info.video.height} photo"
+    parts = [f"{info.duration:.1f} s" if info.duration else "length unknown"]
+    if info.video is not None:
+        parts.append(f"{info.video.width}×{info.video.height}")
+        if info.video.fps:
+            parts.append(f"{info.video.fps:g} fps")
+    if info.audio is not None:
+        parts.append(f"sound: {info.audio.codec}")
+    return ", ".join(parts)
+
+
+def face_note(name: str, info, face_frame: int | None, searched: int | None) -> tuple[str, str]:
+    """``(level, text)`` about an uploaded face file: "ok", "warn" or "error", and one line.
+
+    ``face_frame``: the first frame with a face, None if none; ``searched``: how many frames were searched
+    (None: no search, the models are not loaded).
+    """
+    facts = f"{name}: {_media_facts(info)}"
+    if searched is None:
+        return "ok", facts + "."
+    if face_frame is not None:
+        where = "a face found" if info.still_image else f"a face in frame {face_frame} ({face_frame / FPS:.2f} s)"
+        return "ok", f"{facts}; {where}. Press “Check the face” to see what will be edited."
+    if info.still_image:
+        return "error", f"{facts}, but no face was found in it: joygen needs a clearly visible, roughly frontal face."
+    return "warn", (
+        f"{facts}, but no face in its first {searched} frames ({searched / FPS:.2f} s): those frames would pass "
+        "through unedited. Pick a frame with a face and press “Check the face”."
+    )
+
+
+def voice_note(name: str, info, peak_db: float | None, how: str = "") -> tuple[str, str]:
+    """``(level, text)`` about an uploaded voice file; ``peak_db``: its loudest 40 ms, None if not measured."""
+    facts = f"{name}: {_media_facts(info)}"
+    if info.video is not None and not info.still_image:
+        facts += "; its sound is used as the voice"
+    if peak_db is not None and peak_db <= SILENCE_DB:
+        return "warn", f"{facts}, but it is silent (below {SILENCE_DB:g} dB): the mouth would stay still.{how}"
+    return "ok", f"{facts}.{how}"
