@@ -221,7 +221,7 @@ def run_edit(face: str, voice: str, names: dict[str, str], options: dict, used: 
     if pipe is None:
         raise WeightsError("the editor's weights are missing; see the panel at the top of the page")
     config = pipe.config.with_options(
-        **{**options, "use_depth": bool(options["use_depth"]) and pipe.has_depth}, batch_size=STATE.batch_size
+        **{**options, "use_depth": bool(options.get("use_depth", True)) and pipe.has_depth}, batch_size=STATE.batch_size
     )
     work = Path(tempfile.mkdtemp(prefix="joygen-app-"))
     events: queue.Queue = queue.Queue()
@@ -703,7 +703,6 @@ def build_demo(state: AppState | None = None) -> gr.Blocks:
                 side = gr.Video(
                     label="Side by side: original | edited",
                     interactive=False,
-                    height=420,
                     visible=False,
                     elem_id="out-side",
                 )
