@@ -44,8 +44,16 @@ def caption(frame: np.ndarray, text: str) -> np.ndarray:
     pad = round(8 * scale)
     x2, y2 = min(frame.shape[1], tw + 3 * pad), min(h, th + base + 3 * pad)
     frame[pad // 2 : y2, pad // 2 : x2] = frame[pad // 2 : y2, pad // 2 : x2] // 3
-    cv2.putText(frame, text, (pad * 3 // 2, th + pad * 3 // 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255),
-                thick, cv2.LINE_AA)  # fmt: skip
+    cv2.putText(
+        frame,
+        text,
+        (pad * 3 // 2, th + pad * 3 // 2),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        scale,
+        (255, 255, 255),
+        thick,
+        cv2.LINE_AA,
+    )
     return frame
 
 

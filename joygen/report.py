@@ -175,19 +175,13 @@ def public_report(report: dict, names: dict[str, str] | None = None) -> dict:
         report: what `build_report` returned (or the JSON report read back).
         names: server path -> the name to show instead (e.g. an upload's temporary path -> its uploaded name).
     """
-    known = sorted(((str(k), v) for k, v in (names or {}).items() if str(k)), key=lambda kv: -len(kv[0]))
-
-    def clean(text: str) -> str:
-        for path, name in known:
-            text = text.replace(path, name)
-        return _ABSOLUTE_PATH.sub(lambda m: _last_component(m.group(0)), text)
 
     def walk(value):
         if isinstance(value, dict):
-            return {clean(k) if isinstance(k, str) else k: walk(v) for k, v in value.items()}
+            return {public_text(k, names) if isinstance(k, str) else k: walk(v) for k, v in value.items()}
         if isinstance(value, list | tuple):
             return [walk(v) for v in value]
-        return clean(value) if isinstance(value, str) else value
+        return public_text(value, names) if isinstance(value, str) else value
 
     out = walk(report)
     video = out.get("config", {}).get("video")
@@ -201,3 +195,11 @@ def public_report(report: dict, names: dict[str, str] | None = None) -> dict:
 def _last_component(path: str) -> str:
     """The last component of a path written with / or \\ (what a report may show of a server path)."""
     return re.split(r"[/\\]", path.rstrip("/\\"))[-1] or "(a folder on the server)"
+
+
+def public_text(text: str, names: dict[str, str] | None = None) -> str:
+    """``text`` with each path of ``names`` replaced by its name and any other absolute path cut to its last
+    component (for messages and reports shown to visitors of a public app)."""
+    for path, name in sorted(((str(k), v) for k, v in (names or {}).items() if str(k)), key=lambda kv: -len(kv[0])):
+        text = text.replace(path, name)
+    return _ABSOLUTE_PATH.sub(lambda m: _last_component(m.group(0)), text)
