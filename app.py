@@ -143,17 +143,21 @@ def weights_panel(state: AppState) -> str:
 STATE = AppState()  # replaced by main(); tests build their own
 
 
-def _gpu(fn):
-    """``@spaces.GPU`` on a ZeroGPU Space (duration from the clip length limit); a no-op elsewhere."""
-    try:
-        import spaces
-    except ImportError:
-        return fn
+def _gpu(seconds=None):
+    """``@spaces.GPU`` on a ZeroGPU Space, a no-op elsewhere. ``seconds``: the GPU time asked for (default: from
+    the clip length limit, for an edit)."""
 
     def duration(*args, **kwargs):
-        return int(min(600, 60 + 4 * STATE.max_seconds))
+        return seconds or int(min(600, 60 + 4 * STATE.max_seconds))
 
-    return spaces.GPU(duration=duration)(fn)
+    def decorate(fn):
+        try:
+            import spaces
+        except ImportError:
+            return fn
+        return spaces.GPU(duration=duration)(fn)
+
+    return decorate
 
 
 def _message(exc: BaseException, names: dict[str, str]) -> str:
@@ -203,7 +207,7 @@ def _options(values: dict) -> dict:
 # -- the edit ----------------------------------------------------------------------------------------------
 
 
-@_gpu
+@_gpu()
 def run_edit(face: str, voice: str, names: dict[str, str], options: dict, used: str = "") -> Iterator[dict]:
     """Edit ``face`` (a video or a photo) to say ``voice``; yields what the page shows, as it becomes known.
 
@@ -357,30 +361,32 @@ def _upload_names(*paths) -> dict[str, str]:
 def edit(
     video: str,
     audio: str,
-    seed: int = 0,
-    temperature: float = 0.2,
-    mouth_amp: float = 0.45,
-    use_depth: bool = True,
-    landmark_box: bool = True,
-    upper_boundary_ratio: float = 0.5,
-    expand: float = 1.2,
-    feather: float = 0.1,
-    crf: int = 18,
+    seed: int,
+    temperature: float,
+    mouth_amp: float,
+    use_depth: bool,
+    landmark_box: bool,
+    upper_boundary_ratio: float,
+    expand: float,
+    feather: float,
+    crf: int,
 ):
     """Re-draw the mouth of a talking-face video (or photo) so that it follows a new voice track.
+
+    Every option has the default of joygen/config.py (an API client may leave it out).
 
     Args:
         video: talking-face video (mp4, mov, webm, ...) or a still image (png, jpg, webp).
         audio: the new voice (wav, mp3, m4a, ogg, flac, or a video with sound).
         seed: seed of the audio-to-lip-motion sampling.
-        temperature: noise scale of the audio-to-lip-motion sampling (official 0.2).
-        mouth_amp: how wide the mouth opens (official 0.45).
+        temperature: noise scale of the audio-to-lip-motion sampling.
+        mouth_amp: how wide the mouth opens.
         use_depth: condition the editor on the audio-driven mouth depth (off: the no-depth mode).
         landmark_box: crop with the DWPose landmark box (off: the MTCNN box).
         upper_boundary_ratio: mouth-mask top, as a fraction of the blend context.
         expand: side of the blend context, times the face box.
         feather: width of the blend's feather, a fraction of the context.
-        crf: H.264 quality of the output, 0 (lossless) .. 51.
+        crf: H.264 quality of the output, 0 (lossless) to 51.
 
     Returns:
         The edited video, a side-by-side video (original | edited), mouth-depth images, the lip plot, a table of
@@ -400,15 +406,16 @@ def edit(
         with closing(run_edit(video, audio, names, _options(values))) as updates:
             for update in updates:
                 last.update(update)
+                if "report" in update:  # the end: handed over while the run's folder still holds the files
+                    yield tuple(last.get(k) for k in API_EDIT_OUTPUTS)
     except Exception as exc:  # noqa: BLE001 - a client gets the readable message
         raise gr.Error(_message(exc, names), duration=None) from None
-    return tuple(last.get(k) for k in API_EDIT_OUTPUTS)
 
 
 # -- the face check ----------------------------------------------------------------------------------------
 
 
-@_gpu
+@_gpu(seconds=60)
 def run_check(face: str, frame: int | None, options: dict):
     """`joygen.face_check.check_face` with the page's face controls; captioned images and one line."""
     from joygen.face_check import check_face
@@ -440,12 +447,12 @@ def check_page(face_tab, video, photo, first_face, frame, *face_values):
 
 def check_face(
     video: str,
-    first_face: bool = True,
-    frame: int = 0,
-    landmark_box: bool = True,
-    upper_boundary_ratio: float = 0.5,
-    expand: float = 1.2,
-    feather: float = 0.1,
+    first_face: bool,
+    frame: int,
+    landmark_box: bool,
+    upper_boundary_ratio: float,
+    expand: float,
+    feather: float,
 ):
     """Show what an edit would do with one frame: the face box, the crop, the paste-back mask, the mouth depth.
 
@@ -484,7 +491,7 @@ def _config():
 
 def _face_check(path: str) -> tuple[tuple[str, str], object]:
     """``((level, text), frame slider update)`` for a face file that just arrived."""
-    from joygen.face_check import SCAN_BATCH, first_face_frame
+    from joygen.face_check import SCAN_BATCH
     from joygen.media import check_video
     from joygen.views import face_note
 
@@ -492,11 +499,19 @@ def _face_check(path: str) -> tuple[tuple[str, str], object]:
         info = check_video(path, _config())
         found = searched = None
         if STATE.pipeline is not None:
-            found, searched = first_face_frame(STATE.pipeline, path), (1 if info.still_image else SCAN_BATCH)
+            found, searched = _first_face(path), (1 if info.still_image else SCAN_BATCH)
     except Exception as exc:  # noqa: BLE001 - said beside the input
         return ("error", _message(exc, _upload_names(path))), gr.skip()
     last = max(1, (info.estimated_frames or 1) - 1)
     return face_note(_name(path), info, found, searched), gr.update(maximum=last, value=0)
+
+
+@_gpu(seconds=20)
+def _first_face(path: str) -> int | None:
+    """The first of the first frames with a face (the face detector runs where the models are)."""
+    from joygen.face_check import first_face_frame
+
+    return first_face_frame(STATE.pipeline, path)
 
 
 def _voice_check(path: str) -> tuple[str, str]:
@@ -568,18 +583,16 @@ def on_voice_other(path):
 
 
 def _control(name: str, label: str, step: float | None, interactive: bool = True, info: str | None = None):
-    """A control for a config option: its default, range and help from joygen.config."""
+    """A control for a config option: its default, range and help from joygen.config (``#opt-NAME`` in the page)."""
     f = option_fields()[name]
     meta, default = f.metadata, f.default
-    help_text = info or option_help(name)
+    common = {"label": label, "info": info or option_help(name), "elem_id": f"opt-{name}"}
     if meta["kind"] is bool:
-        return gr.Checkbox(default and interactive, label=label, info=help_text, interactive=interactive)
+        return gr.Checkbox(default and interactive, interactive=interactive, **common)
     lo, hi = meta["range"]
     if hi is None or hi - lo > 10_000:
-        return gr.Number(
-            default, label=label, info=help_text, precision=0 if meta["kind"] is int else None, minimum=lo, maximum=hi
-        )
-    return gr.Slider(lo, hi, default, step=step, label=label, info=help_text)
+        return gr.Number(default, precision=0 if meta["kind"] is int else None, minimum=lo, maximum=hi, **common)
+    return gr.Slider(lo, hi, default, step=step, **common)
 
 
 _SCROLL_JS = "() => {{ document.getElementById('{target}')?.scrollIntoView({{behavior: 'smooth', block: 'start'}}); }}"
@@ -691,6 +704,7 @@ def build_demo(state: AppState | None = None) -> gr.Blocks:
                     columns=2,
                     object_fit="contain",
                     height="auto",
+                    fit_columns=False,
                     visible=False,
                     elem_id="check-gallery",
                 )
@@ -734,6 +748,7 @@ def build_demo(state: AppState | None = None) -> gr.Blocks:
                     columns=2,
                     object_fit="contain",
                     height="auto",
+                    fit_columns=False,
                     visible=False,
                     elem_id="depth-gallery",
                 )
