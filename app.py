@@ -716,6 +716,7 @@ def build_demo(state: AppState | None = None) -> gr.Blocks:
                 )
                 side = gr.Video(
                     label="Side by side: original | edited",
+                    show_label=False,  # the picture says which half is which
                     interactive=False,
                     visible=False,
                     elem_id="out-side",
@@ -731,7 +732,7 @@ def build_demo(state: AppState | None = None) -> gr.Blocks:
                             label="Time per step",
                             interactive=False,
                             max_height=320,
-                            column_widths=["64%", "18%", "18%"],
+                            column_widths=["56%", "24%", "20%"],
                             wrap=True,
                             visible=False,
                             elem_id="timings",

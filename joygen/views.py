@@ -423,13 +423,13 @@ def face_check_text(check: FaceCheck) -> str:
 def _media_facts(info) -> str:
     if info.still_image:
         return f"a {info.video.width}×{info.video.height} photo"
-    parts = [f"{info.duration:.1f} s" if info.duration else "length unknown"]
-    if info.video is not None:
-        parts.append(f"{info.video.width}×{info.video.height}")
-        if info.video.fps:
-            parts.append(f"{info.video.fps:g} fps")
-    if info.audio is not None:
-        parts.append(f"sound: {info.audio.codec}")
+    length = f"{info.duration:.1f} s" if info.duration else "length unknown"
+    if info.video is None:
+        return f"{length} of sound"
+    parts = [length, f"{info.video.width}×{info.video.height}"]
+    if info.video.fps:
+        parts.append(f"{info.video.fps:g} fps")
+    parts.append("with sound" if info.audio is not None else "no sound")
     return ", ".join(parts)
 
 
