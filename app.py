@@ -569,6 +569,21 @@ def on_face_other(path, face_tab):
     return None, skip, skip, *notes
 
 
+def on_too_big(event: str):
+    """A file over the upload limit, named by the page before uploading it: said beside its box."""
+    from joygen.views import too_big_note
+
+    if not event:
+        return (gr.skip(),) * 4
+    try:
+        found = json.loads(event)
+        note = _note(*too_big_note(str(found["name"]), int(found["size"]), int(found["limit"])))
+        box = ["video", "photo", "audio", "voice_file"].index(found["box"])
+    except (ValueError, KeyError, TypeError):
+        return (gr.skip(),) * 4
+    return tuple(note if k == box else gr.skip() for k in range(4))
+
+
 def on_voice_other(path):
     """A file the browser would not take as audio (a video with sound, say): it goes to the "any file" tab."""
     if not path:
@@ -658,6 +673,7 @@ def build_demo(state: AppState | None = None) -> gr.Blocks:
                             elem_id="in-voice-file",
                         )
                         voice_file_note = gr.HTML(elem_id="voice-file-note")
+                too_big = gr.Textbox(visible="hidden", elem_id="too-big")  # set by assets/ui/app.js
                 face_other = gr.File(type="filepath", visible="hidden", elem_id="in-face-other")
                 voice_other = gr.File(type="filepath", visible="hidden", elem_id="in-voice-other")
                 with gr.Row():
@@ -758,21 +774,28 @@ def build_demo(state: AppState | None = None) -> gr.Blocks:
             gr.Markdown(STATE.panel or weights_panel(STATE))
 
         # which tab is selected decides which file is used
+        private = {"api_visibility": "private"}  # the page's own wiring; the API is /edit and /check_face
         for tab, name, holder in (
             (tab_video, "video", face_tab),
             (tab_photo, "photo", face_tab),
             (tab_track, "track", voice_tab),
             (tab_file, "file", voice_tab),
         ):
-            tab.select(lambda n=name: n, None, holder, queue=False)
-        # every upload is checked at once; what arrives in a tab selects it
-        video.change(lambda p: on_face(p, "video"), video, [video_note, face_tabs, face_tab, frame])
-        photo.change(lambda p: on_face(p, "photo"), photo, [photo_note, face_tabs, face_tab, frame])
-        audio.change(lambda p: on_voice(p, "track"), audio, [audio_note, voice_tabs, voice_tab])
-        voice_file.change(lambda p: on_voice(p, "file"), voice_file, [voice_file_note, voice_tabs, voice_tab])
-        face_other.upload(on_face_other, [face_other, face_tab], [face_other, video, photo, video_note, photo_note])
-        voice_other.upload(on_voice_other, voice_other, [voice_other, voice_file, audio_note])
-        frame.release(lambda: False, None, first_face, queue=False)
+            tab.select(lambda n=name: n, None, holder, queue=False, **private)
+        # every upload is checked at once, the answer beside its box; what arrives in a tab selects it
+        video.change(lambda p: on_face(p, "video"), video, [video_note, face_tabs, face_tab, frame], **private)
+        photo.change(lambda p: on_face(p, "photo"), photo, [photo_note, face_tabs, face_tab, frame], **private)
+        audio.change(lambda p: on_voice(p, "track"), audio, [audio_note, voice_tabs, voice_tab], **private)
+        voice_file.change(
+            lambda p: on_voice(p, "file"), voice_file, [voice_file_note, voice_tabs, voice_tab], **private
+        )
+        face_other.upload(
+            on_face_other, [face_other, face_tab], [face_other, video, photo, video_note, photo_note], **private
+        )
+        voice_other.upload(on_voice_other, voice_other, [voice_other, voice_file, audio_note], **private)
+        notes = [video_note, photo_note, audio_note, voice_file_note]
+        too_big.change(on_too_big, too_big, notes, queue=False, **private)
+        frame.release(lambda: False, None, first_face, queue=False, **private)
 
         outputs = {
             "progress": progress,
@@ -791,7 +814,7 @@ def build_demo(state: AppState | None = None) -> gr.Blocks:
             edit_controls[n] if n in edit_controls else face_controls[list(FACE_CONTROLS).index(n)]
             for n in OPTION_ORDER
         ]
-        edit_button.click(None, None, progress, js=_WAITING_JS, queue=False)
+        edit_button.click(None, None, progress, js=_WAITING_JS, queue=False, **private)
         edit_event = edit_button.click(
             edit_page,
             [face_tab, video, photo, voice_tab, audio, voice_file, *option_inputs],
@@ -799,7 +822,7 @@ def build_demo(state: AppState | None = None) -> gr.Blocks:
             show_progress="hidden",
             api_visibility="private",
         )
-        check_button.click(None, js=_SCROLL_JS.format(target="check-line"), queue=False)
+        check_button.click(None, js=_SCROLL_JS.format(target="check-line"), queue=False, **private)
         check_event = check_button.click(
             check_page,
             [face_tab, video, photo, first_face, frame, *face_controls],
@@ -853,6 +876,7 @@ def build_demo(state: AppState | None = None) -> gr.Blocks:
             ],
             queue=False,
             cancels=[edit_event, check_event],
+            **private,
         )
 
         # the named API: flat, typed endpoints (hidden buttons, so that they take files as plain arguments)

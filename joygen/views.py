@@ -461,3 +461,12 @@ def voice_note(name: str, info, peak_db: float | None, how: str = "") -> tuple[s
     if peak_db is not None and peak_db <= SILENCE_DB:
         return "warn", f"{facts}, but it is silent (below {SILENCE_DB:g} dB): the mouth would stay still.{how}"
     return "ok", f"{facts}.{how}"
+
+
+def too_big_note(name: str, size_bytes: int, limit_bytes: int) -> tuple[str, str]:
+    """``(level, text)`` for a file over the upload limit (said before it is uploaded)."""
+    mb = 1024 * 1024
+    return "error", (
+        f"{name} is {size_bytes / mb:.1f} MB; the largest upload here is {limit_bytes / mb:.1f} MB. "
+        "Cut it shorter or compress it."
+    )

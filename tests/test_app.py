@@ -95,7 +95,8 @@ class Server:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, tiny_weights):
     tmp = tmp_path_factory.mktemp("app")
-    s = Server(tmp, "--weights", str(tiny_weights), "--max-seconds", "8", "--concurrency", "2")
+    limits = ["--max-seconds", "8", "--max-file-size", "1mb"]  # the test files are smaller; the demo clip is not
+    s = Server(tmp, "--weights", str(tiny_weights), *limits, "--concurrency", "2")
     s.wait()
     yield s
     s.stop()
@@ -403,7 +404,9 @@ def test_browser_check_the_face(server, browser, media, tmp_path):
 
 @pytest.mark.browser
 @pytest.mark.slow
-def test_browser_a_sound_file_on_the_video_box_is_explained_beside_it(server, browser, demo_audio, tmp_path):
+def test_browser_a_sound_file_on_the_video_box_is_explained_beside_it(
+    server, browser, demo_audio, demo_video, tmp_path
+):
     page = _open(browser, server)
     page.locator("#in-video input[type=file]").set_input_files(str(demo_audio))
     page.wait_for_selector("#video-note .jg-note.error", timeout=120_000)
@@ -411,6 +414,14 @@ def test_browser_a_sound_file_on_the_video_box_is_explained_beside_it(server, br
     assert "xinwen_5s.mp3 is a sound file with no pictures" in note and "/" not in note.split("(")[0]
     assert page.locator(".toast-body").count() == 0  # beside the input, not a toast at the edge
     page.screenshot(path=str(tmp_path / "app-mp3-on-video.png"))
+    page.locator("#in-video input[type=file]").set_input_files(str(demo_video))  # 1.1 MB, over this server's 1 MB
+    page.wait_for_function(
+        "() => document.getElementById('video-note').innerText.includes('largest upload')", timeout=120_000
+    )
+    assert "example_5s.mp4 is 1.1 MB; the largest upload here is 1.0 MB" in page.locator("#video-note").inner_text()
+    assert page.locator(".toast-body").count() == 0
+    _no_error_badges(page)
+    page.screenshot(path=str(tmp_path / "app-too-big.png"))
 
 
 @pytest.mark.browser
