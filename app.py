@@ -821,6 +821,7 @@ def build_demo(state: AppState | None = None) -> gr.Blocks:
             [outputs[k] for k in PAGE_EDIT_OUTPUTS],
             show_progress="hidden",
             api_visibility="private",
+            concurrency_id="edit",  # the page and the API share --concurrency
         )
         check_button.click(None, js=_SCROLL_JS.format(target="check-line"), queue=False, **private)
         check_event = check_button.click(
@@ -887,6 +888,7 @@ def build_demo(state: AppState | None = None) -> gr.Blocks:
             [outputs[k] for k in API_EDIT_OUTPUTS],
             api_name="edit",
             show_progress="hidden",
+            concurrency_id="edit",
         )
         api_check = gr.Button(visible=False)
         api_check.click(
