@@ -239,6 +239,46 @@ def _channel_count(layout: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
+def _check_length(info: MediaInfo, role: str, config) -> None:
+    limit = config.video.max_seconds if config is not None else None
+    if limit and info.duration and not info.still_image and info.duration > limit + 0.5:
+        raise InputError(
+            f"{role} file '{info.path}' lasts {info.duration:.1f} s; the limit here is {limit:.0f} s. Cut it shorter"
+        )
+
+
+def check_video(video: str | Path, config=None) -> MediaInfo:
+    """Probe the face's file (a video or a still image) and fail early with a specific message.
+
+    Raises:
+        InputError: a missing, empty or unreadable file, one without pictures, or one over
+            ``config.video.max_seconds`` (``config``: a `joygen.config.PipelineConfig`).
+    """
+    vinfo = probe(video, "video")
+    if vinfo.video is None:
+        kind = "an audio-only file" if vinfo.audio is not None else "a file without pictures"
+        raise InputError(f"video file '{video}' is {kind}; give a video (mp4, mov, webm, ...) or an image")
+    _check_length(vinfo, "video", config)
+    return vinfo
+
+
+def check_audio(audio: str | Path, config=None) -> MediaInfo:
+    """Probe the voice's file (audio, or a video with sound) and fail early with a specific message.
+
+    Raises:
+        InputError: a missing, empty or unreadable file, one without sound, or one over
+            ``config.video.max_seconds``.
+    """
+    ainfo = probe(audio, "audio")
+    if ainfo.audio is None:
+        what = "a video with no sound track" if ainfo.video is not None else "a file with no audio stream"
+        raise InputError(
+            f"audio file '{audio}' is {what}; give a voice track (wav, mp3, m4a, ogg, flac, or a video that has sound)"
+        )
+    _check_length(ainfo, "audio", config)
+    return ainfo
+
+
 def check_inputs(video: str | Path, audio: str | Path, config=None) -> tuple[MediaInfo, MediaInfo]:
     """Probe both files of an edit and fail early with a specific message; returns their `MediaInfo`.
 
@@ -248,23 +288,8 @@ def check_inputs(video: str | Path, audio: str | Path, config=None) -> tuple[Med
         InputError: a missing, empty or unreadable file, a "video" without pictures, an "audio" without
             sound, or a file over ``config.video.max_seconds``.
     """
-    limit = config.video.max_seconds if config is not None else None
-    vinfo = probe(video, "video")
-    if vinfo.video is None:
-        kind = "an audio-only file" if vinfo.audio is not None else "a file without pictures"
-        raise InputError(f"video file '{video}' is {kind}; give a video (mp4, mov, webm, ...) or an image")
-    ainfo = probe(audio, "audio")
-    if ainfo.audio is None:
-        what = "a video with no sound track" if ainfo.video is not None else "a file with no audio stream"
-        raise InputError(
-            f"audio file '{audio}' is {what}; give a voice track (wav, mp3, m4a, ogg, flac, or a video that has sound)"
-        )
-    for info, role in ((vinfo, "video"), (ainfo, "audio")):
-        if limit and info.duration and not info.still_image and info.duration > limit + 0.5:
-            raise InputError(
-                f"{role} file '{info.path}' lasts {info.duration:.1f} s; the limit here is {limit:.0f} s. Cut it shorter"
-            )
-    return vinfo, ainfo
+    vinfo = check_video(video, config)
+    return vinfo, check_audio(audio, config)
 
 
 def same_file(a: Path, b: Path) -> bool:

@@ -32,14 +32,40 @@ SIDE_BY_SIDE_HEIGHT = 720  # px; the side-by-side video is scaled down to at mos
 JAW_POINTS = 17  # dlib-68 points 0-16: the jaw line
 
 
+SIDE_BY_SIDE_CAPTIONS = ("original", "edited")  # drawn at the top left of each half
+
+
+def caption(frame: np.ndarray, text: str) -> np.ndarray:
+    """``frame`` with ``text`` written at its top left, white on a dark box, sized to the frame (in place)."""
+    h = frame.shape[0]
+    scale = max(0.4, h / 720)
+    thick = max(1, round(2 * scale))
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+    pad = round(8 * scale)
+    x2, y2 = min(frame.shape[1], tw + 3 * pad), min(h, th + base + 3 * pad)
+    frame[pad // 2 : y2, pad // 2 : x2] = frame[pad // 2 : y2, pad // 2 : x2] // 3
+    cv2.putText(
+        frame,
+        text,
+        (pad * 3 // 2, th + pad * 3 // 2),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        scale,
+        (255, 255, 255),
+        thick,
+        cv2.LINE_AA,
+    )
+    return frame
+
+
 def side_by_side_frame(source: np.ndarray, edited: np.ndarray, height: int) -> np.ndarray:
-    """``source | edited``, each scaled to ``height`` px (area filter), as one frame."""
+    """``source | edited``, each scaled to ``height`` px (area filter) and captioned, as one frame."""
     h, w = source.shape[:2]
     width = round(w * height / h / 2) * 2
     if (h, w) != (height, width):
         source = cv2.resize(source, (width, height), interpolation=cv2.INTER_AREA)
         edited = cv2.resize(edited, (width, height), interpolation=cv2.INTER_AREA)
-    return np.concatenate([source, edited], axis=1)
+    halves = [caption(np.array(im), text) for im, text in zip((source, edited), SIDE_BY_SIDE_CAPTIONS)]
+    return np.concatenate(halves, axis=1)
 
 
 class EditWriter:
@@ -159,6 +185,7 @@ class DepthPreview:
     frame: int  # output frame number
     face: np.ndarray  # (256, 256, 3) uint8 RGB face crop
     depth: np.ndarray  # (256, 256, 3) uint8 depth image the editor received
+    box: tuple[int, int, int, int] | None = None  # the face box the crop was cut from (its aspect)
 
 
 class Previews:
@@ -171,7 +198,7 @@ class Previews:
     def add(self, batch: FrameBatch) -> bool:
         """Keep the batch's wanted frames; True if any was new."""
         new = [
-            DepthPreview(it.index, face_crop(it.image, it.face.crop_box), it.depth.depth256)
+            DepthPreview(it.index, face_crop(it.image, it.face.crop_box), it.depth.depth256, it.face.crop_box)
             for it in batch.with_face
             if it.depth is not None and it.index in self.wanted
         ]

@@ -64,7 +64,9 @@ from .video import SourceFrames, decoded
 from .video_cache import VideoCache, default_cache_dir
 from .weights.locator import WeightSet, WeightsLocator, file_sha256
 
-PreviewCallback = Callable[[str, object], None]  # (kind, data): "trajectory" dict, "depth" list of previews
+# (kind, data): "trajectory" dict, "depth" list of DepthPreview, "frame" {"frame", "source", "edited"} (see __call__)
+PreviewCallback = Callable[[str, object], None]
+FRAME_PREVIEW_EVERY_S = 1.0  # the latest edited frame is handed to ``preview`` at most this often
 TINY_WARNING = "tiny random weights: this output is meaningless (a smoke test of the code paths)"
 CPU_WORKERS = min(8, os.cpu_count() or 1)  # threads for per-frame image work (alignment, warps, blending)
 CACHED_WEIGHTS = ("mtcnn", "dwpose", "vae", "face_parsing", "face_recon", "bfm")  # shape the per-video work
@@ -99,6 +101,15 @@ class _Run:
         self.warnings = [TINY_WARNING] if tiny else []
         self.cancel = cancel
         self.started = time.perf_counter()
+        self.last_frame_preview = -float("inf")
+
+    def frame_preview_due(self) -> bool:
+        """True at most once per `FRAME_PREVIEW_EVERY_S` (the first batch always gets one)."""
+        now = time.perf_counter()
+        if now - self.last_frame_preview < FRAME_PREVIEW_EVERY_S:
+            return False
+        self.last_frame_preview = now
+        return True
 
     def check_cancelled(self) -> None:
         if self.cancel is not None and self.cancel.is_set():
@@ -246,8 +257,9 @@ class JoyGenPipeline:
                 expressions.npy, lip_trajectory.json).
             side_by_side: also write this mp4: source | edited on the same timeline, with the new voice.
             progress: called with (stage, done, total) as work proceeds.
-            preview: called with ("trajectory", dict) after stage 1 and ("depth", [DepthPreview]) as depth
-                maps exist, before the video is finished.
+            preview: called with ("trajectory", dict) after stage 1, ("depth", [DepthPreview]) as depth maps exist
+                and, at most once a second, ("frame", {"frame": index, "source": image, "edited": image or None})
+                with the latest written frame, before the video is finished.
             show_progress: report progress on stderr.
             cancel: once set, the run stops before its next batch, removes what it wrote, raises `Cancelled`.
 
@@ -281,6 +293,7 @@ class JoyGenPipeline:
             frames = stack.enter_context(decoded(source, n, run.timer))
             cache = stack.enter_context(self._video_cache(video, cfg, run))
             writer = stack.enter_context(EditWriter(work, audio, ainfo, cfg, side_by_side is not None))
+            run.bar("edit", 0, n)
             for batch in batches(frames, cfg.editor.batch_size):
                 run.check_cancelled()
                 # 5. Analyse each frame: face, crops, latents, face mask, 3D fit (or from the video cache).
@@ -298,16 +311,28 @@ class JoyGenPipeline:
                 log.add(batch)
                 if previews.add(batch) and preview:
                     preview("depth", list(previews.items))
+                if preview and run.frame_preview_due():
+                    last = batch.items[-1]
+                    preview("frame", {"frame": last.index, "source": last.image, "edited": last.edited})
                 if inter is not None:
                     with run.timer("intermediates"):
                         save_intermediates(inter, batch)
                 run.bar("edit", batch.last_index + 1, n)
             # 10. Finish the videos and put them in place, complete.
             if len(log.no_face) == n:
-                raise NoFaceError(
-                    f"no face found in any of the {n} frames of '{video}'; joygen needs a clearly visible, "
-                    "roughly frontal face (at least 50 px wide)"
+                seen = source.num_source_frames  # None: the video was cut, only its first n frames were used
+                where = (
+                    "the image"
+                    if vinfo.still_image
+                    else f"any of the {seen} frames of"
+                    if seen
+                    else f"any of the first {n} frames of"
                 )
+                raise NoFaceError(
+                    f"no face found in {where} '{video}'; joygen needs a clearly visible, roughly frontal face "
+                    f"(at least {cfg.face.min_face_size} px wide)"
+                )
+            run.bar("encode", 0, 1)
             with run.timer("video_encode"):
                 final = writer.finish(self._output_path(output, video), side_by_side)
         # 11. The report.

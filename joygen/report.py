@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import platform
+import re
 import sys
 import time
 from collections import defaultdict
@@ -156,3 +157,49 @@ def build_report(
         "sync": sync,
         "versions": versions(),
     }
+
+
+# An absolute path inside a string: "/..." or "C:\\..." at the start or after a space, quote, bracket or "=".
+_ABSOLUTE_PATH = re.compile(r"""(?:(?<=^)|(?<=[\s'"(\[=]))(?:/|[A-Za-z]:\\)[^\s'"(),;\]]+""")
+
+
+def public_report(report: dict, names: dict[str, str] | None = None) -> dict:
+    """A copy of a run's report that can be handed to anyone: no path on the server, no host details.
+
+    For a public app (a Hugging Face Space): the files a visitor uploaded appear by the names they had, the
+    outputs and weight files by their file names (sizes and sha256 stay), the cache folder setting is left
+    out, and so is the host's platform string (``versions.platform``). Any other absolute path in a string
+    (a warning, a weights source) is cut to its last component.
+
+    Args:
+        report: what `build_report` returned (or the JSON report read back).
+        names: server path -> the name to show instead (e.g. an upload's temporary path -> its uploaded name).
+    """
+
+    def walk(value):
+        if isinstance(value, dict):
+            return {public_text(k, names) if isinstance(k, str) else k: walk(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [walk(v) for v in value]
+        return public_text(value, names) if isinstance(value, str) else value
+
+    out = walk(report)
+    video = out.get("config", {}).get("video")
+    if isinstance(video, dict) and "cache_dir" in video:
+        video["cache_dir"] = None
+    if isinstance(out.get("versions"), dict):
+        out["versions"].pop("platform", None)
+    return out
+
+
+def _last_component(path: str) -> str:
+    """The last component of a path written with / or \\ (what a report may show of a server path)."""
+    return re.split(r"[/\\]", path.rstrip("/\\"))[-1] or "(a folder on the server)"
+
+
+def public_text(text: str, names: dict[str, str] | None = None) -> str:
+    """``text`` with each path of ``names`` replaced by its name and any other absolute path cut to its last
+    component (for messages and reports shown to visitors of a public app)."""
+    for path, name in sorted(((str(k), v) for k, v in (names or {}).items() if str(k)), key=lambda kv: -len(kv[0])):
+        text = text.replace(path, name)
+    return _ABSOLUTE_PATH.sub(lambda m: _last_component(m.group(0)), text)

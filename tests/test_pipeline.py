@@ -52,8 +52,8 @@ def test_only_the_lower_face_changes(tiny_pipeline, media, tmp_path):
 def test_a_clip_without_any_face_is_refused(tiny_pipeline, media, tmp_path):
     blank = tmp_path / "blank.mp4"
     ffmpeg("-f", "lavfi", "-i", "color=c=gray:s=160x120:r=25", "-t", "0.5", "-pix_fmt", "yuv420p", str(blank))
-    with pytest.raises(NoFaceError, match="no face found in any"):
-        tiny_pipeline(blank, media["tone_wav"], tmp_path / "o.mp4")
+    with pytest.raises(NoFaceError, match=f"no face found in any of the {count_frames(blank)} frames"):
+        tiny_pipeline(blank, media["tone_wav"], tmp_path / "o.mp4")  # the clip's frames, not the ping-pong's 25
     assert not (tmp_path / "o.mp4").exists()
 
 
@@ -107,16 +107,24 @@ def test_frames_without_a_face_pass_through_byte_identical(tiny_pipeline, face_l
 
 
 def test_depth_mode_uses_the_audio_driven_mouth(tiny_pipeline, media, tmp_path):
-    previews, calls = [], []
+    previews, calls, steps = [], [], []
     out = tiny_pipeline(
         media["face_noaudio_mp4"],
         media["tone_wav"],
         tmp_path / "o.mp4",
         intermediates=tmp_path / "inter",
         preview=lambda kind, data: calls.append(kind) or previews.append(data),
+        progress=lambda stage, done, total: steps.append((stage, done, total)),
     )
     assert out.depth and out.report["mode"]["depth"] and out.report["mode"]["expression_rows"] == 28
     assert calls[0] == "trajectory" and "depth" in calls  # the trajectory comes before the video is done
+    frame = previews[calls.index("frame")]  # the latest edited frame, while the video is being made
+    assert frame["edited"].shape == frame["source"].shape and frame["frame"] < out.num_frames
+    edit_steps = [s for s in steps if s[0] == "edit"]
+    assert edit_steps[0] == ("edit", 0, out.num_frames) and edit_steps[-1] == ("edit", out.num_frames, out.num_frames)
+    order = [s[0] for s in steps]
+    assert order.index("encode") > len(order) - 1 - order[::-1].index("edit")  # encoding is its own step, after
+    assert out.depth_previews[0].box is not None  # the face box: the preview's own aspect
     traj = out.trajectory
     assert len(traj["mouth_open_mm"]) == out.num_frames == len(traj["lips"]) == len(traj["loudness_db"])
     assert traj["lips"].shape[1:] == (20, 2) and traj["jaw"].shape[1:] == (17, 2)

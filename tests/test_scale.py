@@ -194,3 +194,4 @@ def test_bench_prints_every_stage(tmp_path):
         assert first["stages"][stage]["fps"] > 0
     assert first["fps"] > 0 and result["generator_fps"] > 0 and first["peak_host_gib"] > 0
     assert "end to end" in run.stdout and "generator alone" in run.stdout
+    assert result["face_check"]["seconds"] > 0 and "face check" in run.stdout  # the app's check, measured here

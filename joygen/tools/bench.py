@@ -8,7 +8,8 @@ size, 35 721 vertices and 70 688 triangles). MTCNN runs with its real weights.
 
 The clip is the bundled example (a 900x900, 25 fps talking face and its speech) looped to ``--frames``, or
 ``--video``/``--audio``. One short warm-up run, then the measured run (nothing cached), then a run of the
-same video with another voice of the same length (the per-video cache at work), then the generator alone
+same video with another voice of the same length (the per-video cache at work), then the app's "Check the face"
+(`joygen.face_check.check_face` on the clip's first frame with a face, best of a few), then the generator alone
 (UNet + VAE decode on random inputs). ``--only generator`` builds the UNet and the VAE alone and measures only
 the generator (seconds, where the whole pipeline at real size takes a minute to build).
 
@@ -223,6 +224,7 @@ def run(
         "batch_size": batch,
         "model_load_seconds": None,
         "runs": {},
+        "face_check": None,
         "generator": None,
         "generator_fps": None,
         "commit": _commit(),
@@ -319,6 +321,8 @@ def _measure(result, phase, dev, dtype, frames, size, batch, video, audio, only)
                     **peak_gpu_memory(dev),
                     "gpu_util": util.summary(),
                 }
+            phase("measuring: the face check")
+            result["face_check"] = face_check_stats(pipe, clip, repeats)
             phase("measuring: generator alone")
             result["generator"] = generator_stats(pipe.editor, batch, repeats)
             phase("measuring: the rasteriser")
@@ -350,6 +354,19 @@ def rasterizer_stats(face_model, dev: torch.device, batch: int, repeats: int = 5
         "batch": batch,
         "ms_per_frame": round(1000 * best / batch, 2),
     }
+
+
+def face_check_stats(pipe: JoyGenPipeline, clip: Path, repeats: int) -> dict:
+    """Seconds of `joygen.face_check.check_face` on the clip (first frame with a face): best and first of
+    ``repeats``."""
+    from ..face_check import check_face
+
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        check = check_face(pipe, clip)
+        seconds.append(time.perf_counter() - start)
+    return {"seconds": round(min(seconds), 3), "first_seconds": round(seconds[0], 3), "frame": check.frame_index}
 
 
 def probe_size(path: Path) -> tuple[int, int]:
@@ -394,6 +411,11 @@ def table(r: dict) -> str:
         lines.append(
             f"end to end, {name + ':':28s}{run_['seconds']:8.2f} s {run_['fps']:10.2f} frames/s "
             f"(peak host {run_['peak_host_gib']:.2f} GiB{gpu}{_util(run_['gpu_util'])})"
+        )
+    if r.get("face_check"):
+        f = r["face_check"]
+        lines.append(
+            f"face check (one frame, as the app's button):  {f['seconds']:.2f} s (first {f['first_seconds']:.2f} s)"
         )
     g = r["generator"]
     if g:
