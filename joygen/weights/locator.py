@@ -10,7 +10,8 @@ Resolution, per artifact, first hit wins:
 1. the local weights folder: ``--weights DIR``, else ``$JOYGEN_WEIGHTS_DIR``, else ``checkpoints/``;
 2. a Hub repo in this layout (``--weights-repo`` / ``$JOYGEN_WEIGHTS_REPO``, revision
    ``$JOYGEN_WEIGHTS_REVISION``);
-3. the artifact's public Hub repo at its pinned revision (or, for MTCNN, the facenet-pytorch wheel).
+3. the artifact's public Hub repo at its pinned revision (or, for MTCNN and the VAD, the pip package that
+   carries the files: facenet-pytorch, silero-vad).
 
 Hub files go through ``huggingface_hub`` into the standard cache (so Spaces' ``preload_from_hub`` and
 ``HF_HUB_OFFLINE=1`` work). Whatever is missing is reported in ONE `WeightsError` that lists every missing
@@ -123,6 +124,15 @@ ARTIFACTS: dict[str, Artifact] = {
             },
         ),
         Artifact(
+            "vad",
+            "Silero VAD voice activity detector (ONNX, sequence export)",
+            "vad",
+            (("silero_vad_16k_sequence.onnx",),),
+            "silero-vad wheel package data, MIT",
+            package="silero-vad",
+            sha256={"silero_vad_16k_sequence.onnx": "9ccdacc4719d8aa7e45a77536bfabec45a03ba1f2fad5e241ab4060b24238a85"},
+        ),
+        Artifact(
             "hubert",
             "HuBERT-large speech features",
             "hubert",
@@ -199,7 +209,7 @@ ARTIFACTS: dict[str, Artifact] = {
 }
 
 # What each part of the pipeline needs (DWPose: only for the landmark box, `FaceConfig.landmark_box`).
-EDITOR_ARTIFACTS = ("unet", "vae", "whisper", "face_parsing", "mtcnn")
+EDITOR_ARTIFACTS = ("unet", "vae", "whisper", "face_parsing", "mtcnn", "vad")
 MOTION_ARTIFACTS = ("hubert", "audio2secc")
 DEPTH_ARTIFACTS = ("face_recon", "bfm")
 LANDMARK_ARTIFACTS = ("dwpose",)
