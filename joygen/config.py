@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ConfigError
+from .voice_activity import HANGOVER_S
 
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 DTYPES = ("float32", "float16", "bfloat16")
@@ -253,7 +254,7 @@ class StabilityConfig(_Section):
     )
     silence_seconds: float = option(
         0.3,
-        "shortest silence that silence_mode acts on, in seconds (counted after the voice detector's 0.2 s hangover)",
+        f"shortest silence that silence_mode acts on, in seconds (after the voice detector's {HANGOVER_S:g} s hangover)",
         range=(0.04, 60.0),
     )
     silence_ease_frames: int = option(
