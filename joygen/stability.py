@@ -83,7 +83,7 @@ class SilencePlan:
     """What ``silence_mode`` does to each frame of one edit."""
 
     mode: str  # the mode applied: "close", "keep-source" or "off"
-    spans: list[tuple[int, int]]  # silent spans long enough to act on (inclusive frame numbers)
+    spans: list[tuple[int, int]]  # silent spans long enough to act on (inclusive frame numbers), in every mode
     weights: np.ndarray  # [N] close: how far each frame's expression goes to the span's closed one
     keep: np.ndarray  # [N] bool keep-source: frames passed through with their own mouth
     note: str | None = None
@@ -111,7 +111,7 @@ def plan_silence(voice, stability, use_depth: bool, crossfade_frames: int) -> Si
         mode, note = "keep-source", "close needs the 3D stage; without it (no-depth mode) silent spans keep the source"
     weights = ease_weights(n, spans, stability.silence_ease_frames) if mode == "close" else np.zeros(n)
     keep = keep_mask(n, spans, crossfade_frames) if mode == "keep-source" else np.zeros(n, bool)
-    return SilencePlan(mode, spans if mode != "off" else [], weights, keep, note)
+    return SilencePlan(mode, spans, weights, keep, note)
 
 
 def closed_expression(expressions: np.ndarray, gap_basis: np.ndarray) -> np.ndarray:
