@@ -16,6 +16,7 @@ from .face3d.dwpose import DWPose
 from .face3d.mouth_depth import MouthDepth
 from .face3d.mtcnn import MTCNN
 from .motion.audio_to_motion import AudioToMotion
+from .voice_activity import VoiceActivityDetector
 from .weights.locator import (
     DEPTH_ARTIFACTS,
     EDITOR_ARTIFACTS,
@@ -70,6 +71,14 @@ def load_motion(weights: WeightSet) -> AudioToMotion:
 def load_mouth_depth(weights: WeightSet) -> MouthDepth:
     """Stage 2: R-Net + BFM."""
     return MouthDepth.from_pretrained(weights["face_recon"].path("epoch_20.pth"), weights["bfm"].folder)
+
+
+def load_vad(weights: WeightSet | None = None) -> VoiceActivityDetector:
+    """Silero VAD from ``weights``, or (None) from wherever the locator finds it (the silero-vad wheel)."""
+    if weights is None or "vad" not in weights:
+        weights = WeightsLocator().resolve(["vad"])
+    found = weights["vad"]
+    return VoiceActivityDetector(found.path("silero_vad_16k_sequence.onnx"), found.source)
 
 
 def load_whisper(weights: WeightSet) -> WhisperFeatures:

@@ -127,6 +127,13 @@ def build_parser() -> argparse.ArgumentParser:
     _option(edit, "mouth_amp", type=float)
     _option(edit, "hubert_input")
     _option(edit, "landmark_box", flag="--no-landmark-box", negate=True)
+    _option(edit, "silence_mode")
+    _option(edit, "silence_seconds", type=float, metavar="S")
+    _option(edit, "silence_ease_frames", type=int, metavar="N")
+    _option(edit, "smoothing", flag="--no-smoothing", negate=True)
+    _option(edit, "expression_window", type=int, metavar="N")
+    _option(edit, "box_min_cutoff", type=float, metavar="HZ")
+    _option(edit, "box_beta", type=float)
     _option(edit, "batch_size", type=int)
     _option(edit, "crf", type=int)
     _option(edit, "preset")
@@ -163,6 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--rank", type=int, help="this process's rank (default: $RANK or 0)")
     batch.add_argument("--world-size", type=int, help="number of processes (default: $WORLD_SIZE or 1)")
     _option(batch, "use_depth", flag="--no-depth", negate=True)
+    _option(batch, "silence_mode")
+    _option(batch, "smoothing", flag="--no-smoothing", negate=True)
     _option(batch, "batch_size", type=int)
     _option(batch, "crf", type=int)
     prep = sub.add_parser(
@@ -259,7 +268,13 @@ def cmd_batch(args: argparse.Namespace) -> int:
     device = _device(args.device)
     if device == "cuda":
         device = f"cuda:{local}"
-    config = PipelineConfig().with_options(use_depth=args.use_depth, batch_size=args.batch_size, crf=args.crf)
+    config = PipelineConfig().with_options(
+        use_depth=args.use_depth,
+        silence_mode=args.silence_mode,
+        smoothing=args.smoothing,
+        batch_size=args.batch_size,
+        crf=args.crf,
+    )
     pipe = JoyGenPipeline.from_pretrained(
         args.weights, repo_id=args.weights_repo, revision=args.weights_revision, device=device, config=config
     )

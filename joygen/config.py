@@ -21,9 +21,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ConfigError
+from .voice_activity import HANGOVER_S
 
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 DTYPES = ("float32", "float16", "bfloat16")
+SILENCE_MODES = ("close", "keep-source", "off")
 
 
 def option(
@@ -241,12 +243,59 @@ class BlendConfig(_Section):
 
 
 @dataclass(frozen=True)
+class StabilityConfig(_Section):
+    """A still mouth where the voice is silent, and no jitter (`joygen.stability`, docs/stability.md)."""
+
+    silence_mode: str = option(
+        "close",
+        "where the new voice is silent for a while: close (a still, closed mouth; without depth: as keep-source), "
+        "keep-source (the source frames' own mouths) or off (stage 1's motion, the official behaviour)",
+        choices=SILENCE_MODES,
+    )
+    silence_seconds: float = option(
+        0.3,
+        f"shortest silence that silence_mode acts on, in seconds (after the voice detector's {HANGOVER_S:g} s hangover)",
+        range=(0.04, 60.0),
+    )
+    silence_ease_frames: int = option(
+        4, "frames over which the mouth eases into and out of a silence (close mode)", range=(0, 12)
+    )
+    smoothing: bool = option(
+        True,
+        "smooth stage 1's expressions (Savitzky-Golay, zero lag) and the face boxes (one-euro) over time",
+        off_help="the official behaviour: stage 1's expressions and every frame's own face box, unsmoothed",
+    )
+    expression_window: int = option(
+        5,
+        "Savitzky-Golay window over stage 1's expressions, in frames (1: no expression smoothing)",
+        range=(1, 25),
+        accepts="an odd number of frames from 5 to 25, or 1 (no expression smoothing)",
+    )
+    box_min_cutoff: float = option(
+        1.0, "face-box one-euro filter: cutoff when the head is still, in Hz (lower: steadier)", range=(0.05, 12.5)
+    )
+    box_beta: float = option(
+        2.0,
+        "face-box one-euro filter: how much the cutoff rises with the head's speed (higher: follows motion sooner)",
+        range=(0.0, 100.0),
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        w = self.expression_window
+        if w != 1 and (w % 2 == 0 or w < 5):
+            meta = {f.name: f.metadata for f in dataclasses.fields(self)}["expression_window"]
+            raise ConfigError("expression_window", f"option 'expression_window' must be {describe(meta)} (got {w})")
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     video: VideoConfig = field(default_factory=VideoConfig)
     face: FaceConfig = field(default_factory=FaceConfig)
     motion: MotionConfig = field(default_factory=MotionConfig)
     editor: EditorConfig = field(default_factory=EditorConfig)
     blend: BlendConfig = field(default_factory=BlendConfig)
+    stability: StabilityConfig = field(default_factory=StabilityConfig)
 
     def with_options(self, **options: Any) -> PipelineConfig:
         """Return a copy with flat options replaced, e.g. ``with_options(seed=1, use_depth=False)``.

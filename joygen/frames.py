@@ -3,12 +3,14 @@
 Each step takes the batch and the one model it needs, and fills in a field of every frame that has a face:
 
 1. `analyse`     the voice-independent part, from the video cache or computed: the face (MTCNN, the landmark
-                 box), the editor's masked and reference latents, the paste-back's face mask, the 3D fit;
+                 box, smoothed over the source frames when asked), the editor's masked and reference latents,
+                 the paste-back's face mask, the 3D fit;
 2. `mouth_depth` stage 2: the frame's 3D face with stage 1's expression, as the editor's depth map;
 3. `generate`    stage 3: the 12-channel latents and the audio tokens through the UNet, decoded;
 4. `paste`       the generated face blended back into the frame.
 
-A frame without a face keeps ``edited = None`` and is passed through.
+A frame without a face, or kept with its own mouth (``keep``: silence_mode keep-source), keeps ``edited = None``
+and is passed through.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from .editor.whisper import WhisperStream
 from .face3d.detection import Face
 from .face3d.mouth_depth import MouthDepth, MouthDepthResult
 from .report import StageTimer
+from .stability import BoxSmoother
 from .video_cache import FrameAnalysis, VideoCache
 
 
@@ -42,6 +45,7 @@ class FrameItem:
     depth: MouthDepthResult | None = None  # step 2 (depth mode)
     generated: np.ndarray | None = None  # step 3: (256, 256, 3) uint8 RGB face
     edited: np.ndarray | None = None  # step 4: the frame with its new mouth; None: passed through
+    keep: bool = False  # the voice is silent here and the frame keeps its own mouth (silence_mode keep-source)
 
     @property
     def face(self) -> Face | None:
@@ -62,8 +66,8 @@ class FrameBatch:
 
     @property
     def with_face(self) -> list[FrameItem]:
-        """The frames that are edited."""
-        return [it for it in self.items if it.face is not None]
+        """The frames that are edited: those with a face, less those kept with their own mouth."""
+        return [it for it in self.items if it.face is not None and not it.keep]
 
     @property
     def last_index(self) -> int:
@@ -99,18 +103,28 @@ def analyse(
     cache: VideoCache | None,
     timer: StageTimer,
     pool: Executor,
+    smoother: BoxSmoother | None = None,
 ) -> None:
-    """Step 1: every frame's voice-independent analysis, from the cache or computed (and then cached)."""
+    """Step 1: every frame's voice-independent analysis, from the cache or computed (and then cached).
+
+    With a ``smoother`` the crops are cut from the smoothed boxes (which the cache then holds)."""
     need_3d = cfg.editor.use_depth
     for it in batch:
         it.analysis = cache.get(it.source, need_3d) if cache is not None else None
     todo = [it for it in batch if it.analysis is None]
+    if todo:
+        with timer("face_detection"):
+            faces = models.face_detector([it.image for it in todo], cfg.face.landmark_box, cfg.face.iou_threshold)
+        for it, face in zip(todo, faces):
+            it.analysis = FrameAnalysis(face)
+    if smoother is not None:
+        fresh = {id(it) for it in todo}
+        for it in batch:  # in order: the filter runs over source frames as they first appear
+            face = smoother(it.source, it.analysis.face, cached=id(it) not in fresh)
+            if id(it) in fresh:
+                it.analysis.face = face
     if not todo:
         return
-    with timer("face_detection"):
-        faces = models.face_detector([it.image for it in todo], cfg.face.landmark_box, cfg.face.iou_threshold)
-    for it, face in zip(todo, faces):
-        it.analysis = FrameAnalysis(face)
     found = [it for it in todo if it.face is not None]
     if found:
         images, boxes = [it.image for it in found], [it.face.crop_box for it in found]

@@ -2,8 +2,8 @@
 
 * `EditWriter`: the edited video (and the side-by-side one), encoded in background threads, with the fade
   around frames that pass through (`EditFader`); finished under temporary names, placed complete.
-* `FrameLog`: per output frame, compact for long clips: no face, which box cropped it, the edited mesh's lip
-  and jaw points; ``faces.json`` rows when intermediates are asked for.
+* `FrameLog`: per output frame, compact for long clips: no face, which box cropped it (and the detector's own box
+  before smoothing), the edited mesh's lip and jaw points; ``faces.json`` rows when intermediates are asked for.
 * `Previews`: a few depth maps spread over the clip, handed to the caller as soon as they exist.
 * `save_intermediates`: the per-stage images of ``--intermediates``.
 """
@@ -146,6 +146,8 @@ class FrameLog:
     def __init__(self, n: int, keep_faces: bool, with_3d: bool):
         self.no_face: list[int] = []
         self.box_source = np.zeros(n, np.int8)  # index into BOX_SOURCES
+        self.boxes = np.full((n, 4), np.nan, np.float32)  # the box each frame was cropped with
+        self.detected = np.full((n, 4), np.nan, np.float32)  # the frame's own box (before smoothing over time)
         self.faces: list[dict] | None = [] if keep_faces else None  # faces.json, only for --intermediates
         self.lips = np.full((n, len(OUTER_LIP_468), 2), np.nan, np.float32) if with_3d else None
         self.jaw = np.full((n, JAW_POINTS, 2), np.nan, np.float32) if with_3d else None
@@ -157,6 +159,7 @@ class FrameLog:
                 self.no_face.append(it.index)
             else:
                 self.box_source[it.index] = self.BOX_SOURCES.index(face.box_source)
+                self.boxes[it.index], self.detected[it.index] = face.box, face.raw_box
             if self.faces is not None:
                 row = {"frame": it.index, "source_frame": it.source, "face": face.to_dict() if face else None}
                 self.faces.append(row)
@@ -232,9 +235,14 @@ def _jsonable(value):
     return value
 
 
-def write_run_files(folder: Path, log: FrameLog, trajectory: dict, expressions: np.ndarray | None) -> None:
-    """``faces.json``, ``lip_trajectory.json`` and ``expressions.npy`` of ``--intermediates``."""
+def write_run_files(
+    folder: Path, log: FrameLog, trajectory: dict, expressions: np.ndarray | None, shaped: np.ndarray | None = None
+) -> None:
+    """``faces.json``, ``lip_trajectory.json``, ``expressions.npy`` (stage 1) and ``expressions_3d.npy`` (what the
+    3D stage received: smoothed, closed over silences) of ``--intermediates``."""
     (folder / "faces.json").write_text(json.dumps(log.faces, indent=1))
     (folder / "lip_trajectory.json").write_text(json.dumps({k: _jsonable(v) for k, v in trajectory.items()}))
     if expressions is not None:
         np.save(folder / "expressions.npy", expressions)
+    if shaped is not None:
+        np.save(folder / "expressions_3d.npy", shaped)

@@ -34,6 +34,7 @@ from .assemble import (
     load_face_parser,
     load_motion,
     load_mouth_depth,
+    load_vad,
     load_whisper,
     resolve_weights,
 )
@@ -58,10 +59,24 @@ from .outputs import (
     write_run_files,
 )
 from .report import Progress, ProgressCallback, StageTimer, build_report
+from .stability import (
+    BOX_DERIVATIVE_CUTOFF,
+    BOX_MAX_SHIFT,
+    BOX_RESET_IOU,
+    SG_ORDER,
+    BoxSmoother,
+    SilencePlan,
+    box_points,
+    motion_stats,
+    plan_silence,
+    shape_expressions,
+    shape_points,
+)
 from .timeline import FPS, Timeline
 from .trajectory import lip_trajectory, loudness
 from .video import SourceFrames, decoded
 from .video_cache import VideoCache, default_cache_dir
+from .voice_activity import VoiceActivity, VoiceActivityDetector
 from .weights.locator import WeightSet, WeightsLocator, file_sha256
 
 # (kind, data): "trajectory" dict, "depth" list of DepthPreview, "frame" {"frame", "source", "edited"} (see __call__)
@@ -85,7 +100,7 @@ class JoyGenOutput:
     timings: dict[str, float]  # seconds per stage
     report: dict  # everything the JSON report holds
     depth: bool = False  # the editor was conditioned on mouth depth maps
-    trajectory: dict | None = None  # per frame: loudness; with depth also the lip trajectory (see lip_trajectory)
+    trajectory: dict | None = None  # per frame: loudness, voice_active; with depth the lip trajectory (_trajectory)
     depth_previews: list[DepthPreview] = field(default_factory=list)  # a few frames, for display
     intermediates: Path | None = None  # folder of per-stage artifacts, when asked for
     tiny_weights: bool = False  # True: made with random test weights, meaningless
@@ -130,6 +145,7 @@ class JoyGenPipeline:
         config: default settings of every call.
         motion: stage 1 (audio -> expressions); None: the no-depth mode only.
         depth: stage 2 (mouth depth maps); None: the no-depth mode only.
+        vad: voice activity of the new voice; None: Silero VAD from wherever the weights locator finds it.
     """
 
     def __init__(
@@ -143,6 +159,7 @@ class JoyGenPipeline:
         config: PipelineConfig | None = None,
         motion: AudioToMotion | None = None,
         depth: MouthDepth | None = None,
+        vad: VoiceActivityDetector | None = None,
     ):
         self.editor = editor
         self.whisper = whisper
@@ -152,6 +169,7 @@ class JoyGenPipeline:
         self.config = config or PipelineConfig()
         self.motion = motion
         self.depth = depth
+        self.vad = vad if vad is not None else load_vad()
         self.device, self.dtype = torch.device("cpu"), torch.float32
         self._session = uuid.uuid4().hex  # names this instance's cache entries when its models are not files
 
@@ -196,6 +214,7 @@ class JoyGenPipeline:
             config=config,
             motion=load_motion(weights) if use_depth else None,
             depth=load_mouth_depth(weights) if use_depth else None,
+            vad=load_vad(weights),
         )
         return pipe.to(device, dtype)
 
@@ -275,13 +294,20 @@ class JoyGenPipeline:
         # 2. Read the voice and plan the timeline from its length.
         wav, timeline = self._read_voice(audio, ainfo, run)
         n = timeline.num_frames
-        # 3. The voice for the editor: Whisper states, encoded as the frames reach them.
+        # 3. Where the voice speaks, and what silence_mode does in its long silences.
+        voice, plan = self._voice(wav, n, cfg, run)
+        # 4. The voice for the editor: Whisper states, encoded as the frames reach them.
         run.bar("audio_features", 0, 1)
         with run.timer("audio_features"):
             features = self.whisper.stream(wav)
-        # 4. Stage 1: the voice -> 64 expression coefficients per frame, which drive stage 2.
+        # 5. Stage 1: the voice -> 64 expression coefficients per frame; smoothed and closed over silences
+        #    (`joygen.stability`) they drive stage 2.
         motion = self._motion(audio, ainfo, cfg, run)
-        trajectory = self._trajectory(wav, n, motion, preview)
+        expressions = self._expressions(motion, n, plan, cfg)
+        trajectory = self._trajectory(wav, n, motion, expressions, voice, preview)
+        smoother = (
+            BoxSmoother(cfg.stability.box_min_cutoff, cfg.stability.box_beta) if cfg.stability.smoothing else None
+        )
         inter = intermediates_folder(intermediates, cfg.editor.use_depth)
         log, previews = FrameLog(n, inter is not None, motion is not None), Previews(n)
         models = Models(self.face_detector, self.face_parser, self.editor, self.depth)
@@ -296,16 +322,19 @@ class JoyGenPipeline:
             run.bar("edit", 0, n)
             for batch in batches(frames, cfg.editor.batch_size):
                 run.check_cancelled()
-                # 5. Analyse each frame: face, crops, latents, face mask, 3D fit (or from the video cache).
-                analyse(batch, models, cfg, cache, run.timer, pool)
-                # 6. Stage 2: each face's depth map with stage 1's expression of its frame.
+                # 6. Analyse each frame: face (box smoothed), crops, latents, face mask, 3D fit (or from the video
+                #    cache); frames in long silences under keep-source keep their own mouth.
+                analyse(batch, models, cfg, cache, run.timer, pool, smoother)
+                for it in batch:
+                    it.keep = bool(plan.keep[it.index])
+                # 7. Stage 2: each face's depth map with the expression of its frame.
                 if motion is not None:
-                    mouth_depth(batch, self.depth, motion.expressions, run.timer, pool)
-                # 7. Stage 3: the editor re-draws each lower face from its latents, depth and voice.
+                    mouth_depth(batch, self.depth, expressions, run.timer, pool)
+                # 8. Stage 3: the editor re-draws each lower face from its latents, depth and voice.
                 generate(batch, self.editor, features, run.timer)
-                # 8. Paste the new mouths back into the frames.
+                # 9. Paste the new mouths back into the frames.
                 paste(batch, cfg.blend, run.timer, pool)
-                # 9. Write the frames; keep what the report, the previews and the intermediates need.
+                # 10. Write the frames; keep what the report, the previews and the intermediates need.
                 with run.timer("video_encode"):
                     writer.write(batch)
                 log.add(batch)
@@ -318,7 +347,7 @@ class JoyGenPipeline:
                     with run.timer("intermediates"):
                         save_intermediates(inter, batch)
                 run.bar("edit", batch.last_index + 1, n)
-            # 10. Finish the videos and put them in place, complete.
+            # 11. Finish the videos and put them in place, complete.
             if len(log.no_face) == n:
                 seen = source.num_source_frames  # None: the video was cut, only its first n frames were used
                 where = (
@@ -335,10 +364,11 @@ class JoyGenPipeline:
             run.bar("encode", 0, 1)
             with run.timer("video_encode"):
                 final = writer.finish(self._output_path(output, video), side_by_side)
-        # 11. The report.
+        # 12. The report.
         return self._finish(
-            final, vinfo, ainfo, timeline, source, motion, trajectory, log, previews, inter, report, cfg, run
-        )
+            final, vinfo, ainfo, timeline, source, motion, trajectory, log, previews, inter, report, cfg, run,
+            voice=voice, plan=plan, expressions=expressions,
+        )  # fmt: skip
 
     # -- the steps of a call ---------------------------------------------------------------------------
 
@@ -396,12 +426,33 @@ class JoyGenPipeline:
                 load_audio(audio, mono=False, info=ainfo), m.seed, m.temperature, m.mouth_amp, m.hubert_input
             )
 
-    def _trajectory(self, wav: np.ndarray, n: int, motion: Motion | None, preview) -> dict:
-        """Loudness per frame, and stage 1's mouth opening and width (shown before the video is done)."""
+    def _voice(self, wav: np.ndarray, n: int, cfg: PipelineConfig, run: _Run) -> tuple[VoiceActivity, SilencePlan]:
+        run.bar("voice_activity", 0, 1)
+        with run.timer("voice_activity"):
+            voice = self.vad(wav, n)
+        plan = plan_silence(voice, cfg.stability, cfg.editor.use_depth, cfg.face.crossfade_frames)
+        if plan.note:
+            run.warnings.append(plan.note)
+        return voice, plan
+
+    def _expressions(self, motion: Motion | None, n: int, plan: SilencePlan, cfg: PipelineConfig) -> np.ndarray | None:
+        """What the 3D stage receives: stage 1's expressions, smoothed and closed over silences as configured."""
+        if motion is None:
+            return None
+        return shape_expressions(
+            motion.expressions, n, plan, cfg.stability, self.depth.face_model.lip_gap_basis().cpu().numpy()
+        )
+
+    def _trajectory(self, wav, n: int, motion: Motion | None, expressions, voice: VoiceActivity, preview) -> dict:
+        """Loudness and voice activity per frame, and the mouth opening and width that stage 2 will draw (with
+        stage 1's own opening beside it), shown before the video is done."""
         trajectory = {"fps": FPS, **{k: np.round(v, 3).tolist() for k, v in loudness(wav, n).items()}}
+        trajectory["voice_active"] = voice.active.tolist()
         if motion is not None:
-            curves = lip_trajectory(self.depth.face_model, motion.expressions[:n])
+            curves = lip_trajectory(self.depth.face_model, expressions[:n])
             trajectory.update({k: np.round(v, 4).tolist() for k, v in curves.items() if k != "time_s"})
+            stage1 = lip_trajectory(self.depth.face_model, motion.expressions[:n])["mouth_open_mm"]
+            trajectory["mouth_open_stage1_mm"] = np.round(stage1, 4).tolist()
         if preview:
             preview("trajectory", trajectory)
         return trajectory
@@ -417,9 +468,12 @@ class JoyGenPipeline:
             weights = {
                 n: [file_sha256(p) for p in self.weights[n].files.values()] for n in CACHED_WEIGHTS if n in self.weights
             }
+            st = cfg.stability
+            box_filter = [st.box_min_cutoff, st.box_beta, BOX_DERIVATIVE_CUTOFF, BOX_MAX_SHIFT, BOX_RESET_IOU]
             fingerprint = {
                 "fps": FPS,
                 "face": {k: v for k, v in dataclasses.asdict(cfg.face).items() if k != "crossfade_frames"},
+                "box_smoothing": box_filter if st.smoothing else None,  # smoothed boxes change the crops
                 "expand": cfg.blend.expand,
                 "dtype": str(self.editor.dtype),
                 "weights": weights or {"process": self._session},  # models not from files: this process only
@@ -439,8 +493,9 @@ class JoyGenPipeline:
         return Path(tempfile.mkdtemp(prefix="joygen-out-")) / f"{Path(video).stem}_joygen.mp4"
 
     def _finish(
-        self, final, vinfo, ainfo, timeline, source, motion, trajectory, log, previews, inter, report, cfg, run: _Run
-    ) -> JoyGenOutput:
+        self, final, vinfo, ainfo, timeline, source, motion, trajectory, log, previews, inter, report, cfg, run: _Run,
+        *, voice: VoiceActivity, plan: SilencePlan, expressions: np.ndarray | None,
+    ) -> JoyGenOutput:  # fmt: skip
         """Build the result and its report; write the report and the run's intermediates."""
         n, no_face = timeline.num_frames, log.no_face
         if no_face:
@@ -466,12 +521,15 @@ class JoyGenPipeline:
             warnings=run.warnings,
             weights=self.weights.describe(),
             sync=sync,
+            voice=voice.to_report(plan.spans),
+            stability=self._stability_report(cfg, plan, voice, motion, expressions, log, n),
         )
         if report is not None:
             report_dict["weights"] = self.weights.describe(with_hashes=True)
             write_text(report, json.dumps(report_dict, indent=2) + "\n", "report")
         if inter is not None:
-            write_run_files(inter, log, trajectory, None if motion is None else motion.expressions)
+            shaped = None if expressions is None or expressions is motion.expressions else expressions
+            write_run_files(inter, log, trajectory, None if motion is None else motion.expressions, shaped)
         run.bar("done", 1, 1)
         return JoyGenOutput(
             video=final,
@@ -488,6 +546,36 @@ class JoyGenPipeline:
             warnings=run.warnings,
             sync=sync,
         )
+
+    def _stability_report(self, cfg, plan, voice, motion, expressions, log: FrameLog, n: int) -> dict:
+        """The report's ``stability`` block: what silence_mode and smoothing did, and the jitter they left."""
+        st, active = cfg.stability, voice.active
+        jitter = {
+            "box_px": {
+                "detected": motion_stats(box_points(log.detected), active, 3),
+                "crop": motion_stats(box_points(log.boxes), active, 3),
+            }
+        }
+        if motion is not None:
+            fm = self.depth.face_model
+            jitter["mouth_open_mm"] = {
+                "stage1": motion_stats(lip_trajectory(fm, motion.expressions[:n])["mouth_open_mm"], active),
+                "edited": motion_stats(lip_trajectory(fm, expressions[:n])["mouth_open_mm"], active),
+            }
+            jitter["lip_shape_px"] = motion_stats(shape_points(log.lips), active, 3)
+        smoothing = {"expressions": None, "boxes": None}
+        if st.smoothing and motion is not None and st.expression_window > 1:
+            smoothing["expressions"] = {"filter": "Savitzky-Golay", "window": st.expression_window, "order": SG_ORDER}
+        if st.smoothing:
+            smoothing["boxes"] = {
+                "filter": "one-euro, causal, over source frames",
+                "min_cutoff_hz": st.box_min_cutoff,
+                "beta": st.box_beta,
+                "derivative_cutoff_hz": BOX_DERIVATIVE_CUTOFF,
+                "max_shift": BOX_MAX_SHIFT,
+                "reset_iou": BOX_RESET_IOU,
+            }
+        return {"silence": plan.to_report(), "smoothing": smoothing, "jitter": jitter}
 
     def _lip_sync(self, final: Path, vinfo: MediaInfo, n: int, cfg: PipelineConfig, run: _Run) -> dict:
         """The edit's LSE-C / LSE-D beside the source's with its own voice (`joygen.metrics`)."""

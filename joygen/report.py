@@ -115,6 +115,8 @@ def build_report(
     warnings: list[str],
     weights: list[dict],
     sync: dict | None = None,
+    voice: dict | None = None,
+    stability: dict | None = None,
 ) -> dict:
     """The JSON report of one edit (see the README, "Command line")."""
     from .timeline import FPS
@@ -155,6 +157,8 @@ def build_report(
         "warnings": warnings,
         "weights": weights,
         "sync": sync,
+        "voice": voice,  # voice activity per frame (runs) and the silent spans acted on
+        "stability": stability,  # what silence_mode and smoothing did, and the jitter measures
         "versions": versions(),
     }
 

@@ -1,7 +1,8 @@
 """The per-video work, cached on disk: edit the same video with another voice without redoing it.
 
 Everything the pipeline computes from a source frame alone is independent of the voice track: the face
-(box, 5 points, landmarks), the Deep3DFaceRecon coefficients and alignment, the VAE latents of the masked and
+(box, 5 points, landmarks; with smoothing, the box smoothed over the source frames before it, and the detector's
+own box), the Deep3DFaceRecon coefficients and alignment, the VAE latents of the masked and
 the reference face, and the face-parsing mask of the paste-back. A second edit of the same video reads these
 back and only runs what the new audio changes: the mouth depth, one VAE encode, the UNet, the decode and the
 blend (MuseTalk's "prepare an avatar once" idea, for every video, automatically).
@@ -30,7 +31,7 @@ from .files import os_error_text
 CHUNK = 64  # source frames per cache file
 LATENT_SHAPE = (8, 32, 32)  # masked + reference latents of one face
 PARSING_SIDE = 512  # px; the face-parsing mask is stored bit-packed at this size
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: the detector's own box beside the (smoothed) crop box
 
 
 def default_cache_dir() -> Path:
@@ -152,6 +153,7 @@ def _empty() -> dict[str, np.ndarray]:
         "has_face": np.zeros(n, bool),
         "box": np.zeros((n, 4), np.float64),
         "mtcnn_box": np.zeros((n, 4), np.float64),
+        "detected_box": np.full((n, 4), np.nan, np.float64),  # NaN: the box was not smoothed
         "points": np.zeros((n, 5, 2), np.float32),
         "score": np.zeros(n, np.float32),
         "lm68": np.full((n, 68, 2), np.nan, np.float32),
@@ -170,6 +172,8 @@ def _pack(a: dict, row: int, work: FrameAnalysis) -> None:
     if face is None:
         return
     a["box"][row], a["mtcnn_box"][row] = face.box, face.mtcnn_box
+    if face.detected_box is not None:
+        a["detected_box"][row] = face.detected_box
     a["points"][row], a["score"][row] = face.points, face.score
     a["landmark_box"][row] = face.box_source == "landmarks"
     if face.landmarks68 is not None:
@@ -185,7 +189,7 @@ def _pack(a: dict, row: int, work: FrameAnalysis) -> None:
 def _unpack(a: dict, row: int) -> FrameAnalysis:
     if not a["has_face"][row]:
         return FrameAnalysis(None)
-    lm68 = a["lm68"][row]
+    lm68, detected = a["lm68"][row], a["detected_box"][row]
     face = Face(
         tuple(float(v) for v in a["box"][row]),
         a["points"][row].copy(),
@@ -193,6 +197,7 @@ def _unpack(a: dict, row: int) -> FrameAnalysis:
         tuple(float(v) for v in a["mtcnn_box"][row]),
         None if np.isnan(lm68).any() else lm68.copy(),
         "landmarks" if a["landmark_box"][row] else "mtcnn",
+        detected_box=None if np.isnan(detected).any() else tuple(float(v) for v in detected),
     )
     parsing = np.unpackbits(a["parsing"][row]).reshape(PARSING_SIDE, PARSING_SIDE) * np.uint8(255)
     coeffs = alignment = None

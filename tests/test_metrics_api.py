@@ -42,6 +42,9 @@ def test_a_whole_video_goes_through_face_tracks(media, sync_weights):
     assert len(row["tracks"]) == 1 and row["tracks"][0]["start"] == 0
     assert row["frames_without_face"] == 0 and row["frames_scored"] == row["frames"] >= 25
     assert "MTCNN" in row["protocol"]
+    jitter = row["jitter"]  # how steady the track is, split by the voice (a tone: no speech)
+    assert "Silero VAD" in jitter["voice"] and jitter["box_px"]["silence"]["steps"] == row["frames"] - 1
+    assert jitter["mouth_corners_px"]["all"]["motion"] is not None and row["tracks"][0]["jitter"]["box_px"]
 
 
 def test_the_official_minimum_track_explains_itself(media, sync_weights):

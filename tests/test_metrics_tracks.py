@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from joygen.metrics.tracks import Detection, TrackConfig, box_iou, crop_face, track_faces
+from joygen.metrics.tracks import Detection, TrackConfig, box_iou, crop_face, track_faces, track_jitter
 
 
 @pytest.fixture(scope="module")
@@ -96,5 +96,27 @@ def test_mtcnn_finds_the_face_for_tracking(mtcnn, astronaut_png):
     image = cv2.cvtColor(cv2.imread(str(astronaut_png)), cv2.COLOR_BGR2RGB)
     found = MTCNNFaces(mtcnn)([image, image])
     assert len(found) == 2 and len(found[0]) >= 1
-    (x1, y1, x2, y2), score = found[0][0]
+    (x1, y1, x2, y2), score, points = found[0][0]
     assert score >= 0.9 and 150 < (x1 + x2) / 2 < 350 and 50 < (y1 + y2) / 2 < 250  # the astronaut's face
+    assert len(points) == 5 and all(x1 <= x <= x2 and y1 <= y <= y2 for x, y in points)  # eyes, nose, mouth
+
+
+def test_track_jitter_measures_box_and_mouth_corner_motion_in_speech_and_silence():
+    box = np.array([100.0, 100.0, 250.0, 250.0])
+    points = np.array([[140, 150], [210, 150], [175, 185], [150, 215], [200, 215]], float)  # eyes, nose, mouth
+    frames = []
+    for f in range(12):
+        head = 2.0 * (f % 2)  # the whole face shakes by (2, 2) px every other frame
+        p = points + head
+        p[3:, 1] += 3.0 * (f % 2) if f >= 6 else 0.0  # from frame 6 the mouth corners also move 3 px
+        frames.append([Detection(f, tuple(box + head), 0.99, tuple(map(tuple, p)))])
+    frames[9] = []  # a missed detection: no step through it
+    (track,) = track_faces(frames, TrackConfig(min_track=5))
+    voice = np.arange(12) >= 6
+    j = track_jitter(track, voice)
+    assert j["box_px"]["all"]["motion"] == pytest.approx(2 * np.sqrt(2), abs=1e-3)
+    assert j["box_px"]["all"]["steps"] == 9  # 11 steps less the two that touch frame 9
+    mouth = j["mouth_corners_px"]  # relative to the nose: the head's shake is left out
+    assert mouth["silence"]["motion"] == 0.0 and mouth["speech"]["motion"] == pytest.approx(3.0)
+    assert track_jitter(track, None).keys() == {"box_px", "mouth_corners_px"}
+    assert "speech" not in track_jitter(track, None)["box_px"]

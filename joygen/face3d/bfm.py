@@ -29,6 +29,8 @@ CENTER = 112.0  # px, principal point of the 224 crop
 CAMERA_DISTANCE = 10.0  # dm
 # MediaPipe FaceMesh outer-lip contour: upper lip left -> right, lower lip right -> left (one polygon).
 OUTER_LIP_468 = (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17, 84, 181, 91, 146)
+# The outer contour's upper-lip points between the corners, each with the lower-lip point facing it.
+LIP_PAIRS_468 = ((185, 146), (40, 91), (39, 181), (37, 84), (0, 17), (267, 314), (269, 405), (270, 321), (409, 375))
 BFM_FILES = ("BFM_model_front.mat", "similarity_Lm3D_all.mat", "index_mp468_from_mesh35709.npy")
 
 
@@ -96,6 +98,16 @@ class FaceModel(nn.Module):
     @property
     def num_vertices(self) -> int:
         return self.mean_shape.numel() // 3
+
+    def lip_gap_basis(self) -> torch.Tensor:
+        """``[3 * 9, 64]``: how each expression coefficient moves every upper outer-lip point (x, y, z) relative to
+        the lower-lip point facing it (`LIP_PAIRS_468`). An expression in its null space has the lips of the
+        neutral face: the mouth as closed as this person's neutral face (see `joygen.stability`)."""
+        upper = self.index468[[u for u, _ in LIP_PAIRS_468]]
+        lower = self.index468[[lo for _, lo in LIP_PAIRS_468]]
+        xyz = torch.arange(3, device=upper.device)
+        rows = lambda ids: (3 * ids[:, None] + xyz).reshape(-1)  # noqa: E731 - the x, y, z rows of each vertex
+        return self.exp_base[rows(upper)] - self.exp_base[rows(lower)]
 
     def shape(self, id_coeff: torch.Tensor, exp_coeff: torch.Tensor) -> torch.Tensor:
         """World-space vertices ``[B, N, 3]`` of identity ``[B, 80]`` and expression ``[B, 64]``."""

@@ -13,7 +13,8 @@ exist on no model hub; it also costs a full-resolution pass per frame. joygen in
 spanned by DWPose's own 68 points: it is an independent detection of the face by a different network (as
 S3FD's box is), and the gate then also guarantees that the landmarks used for the box belong to the face
 MTCNN chose (DWPose runs on the whole frame and may lock onto another person). ``iou_threshold`` is the
-official 0.5. Boxes are not smoothed over time, as in the official code.
+official 0.5. Boxes are not smoothed over time here, as in the official code; `joygen.stability.BoxSmoother`
+smooths them afterwards when ``smoothing`` is on.
 
 A frame where MTCNN finds no face gets ``None`` and is passed through unedited.
 """
@@ -44,6 +45,12 @@ class Face:
     landmarks68: np.ndarray | None = None  # (68, 2) DWPose face points, when DWPose ran
     box_source: str = "mtcnn"  # "landmarks" or "mtcnn"
     faces_in_frame: int = 1  # how many faces MTCNN found in the frame (this one is the largest)
+    detected_box: tuple[float, float, float, float] | None = None  # the frame's own box when ``box`` was smoothed
+
+    @property
+    def raw_box(self) -> tuple[float, float, float, float]:
+        """The box found in this frame alone (before any smoothing over time)."""
+        return self.box if self.detected_box is None else self.detected_box
 
     @property
     def crop_box(self) -> Box:
@@ -51,12 +58,15 @@ class Face:
         return tuple(int(v) for v in self.box)
 
     def to_dict(self) -> dict:
-        return {
+        row = {
             "box": [round(float(v), 3) for v in self.box],
             "box_source": self.box_source,
             "score": round(self.score, 5),
             "points": np.round(self.points, 3).tolist(),
         }
+        if self.detected_box is not None:
+            row["detected_box"] = [round(float(v), 3) for v in self.detected_box]
+        return row
 
 
 def landmark_box(landmarks68: np.ndarray) -> tuple[int, int, int, int] | None:

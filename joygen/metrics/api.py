@@ -142,6 +142,21 @@ def default_detector(weights=None, device: str = "cpu"):
     return _mtcnn_faces(str(found.folder), str(device), MTCNN_MIN_FACE)
 
 
+@functools.lru_cache(maxsize=2)
+def _vad_from(path: str, source: str):
+    from ..voice_activity import VoiceActivityDetector
+
+    return VoiceActivityDetector(path, source)
+
+
+def default_vad(weights=None):
+    """The voice activity detector (Silero VAD) that ``weights`` or the defaults resolve to, or None; loaded once."""
+    found = find_artifact("vad", None if isinstance(weights, SyncNet) else weights)
+    if found is None:
+        return None
+    return _vad_from(str(next(iter(found.files.values()))), found.source)
+
+
 def meaning(row: dict, tiny: bool = False, role: str = "edited", official: bool | None = True) -> str:
     """One plain-language sentence about a scored row."""
     if row.get("lse_c") is None:
@@ -190,7 +205,8 @@ def sync_score(
 
     Returns:
         ``{"offset", "lse_c", "lse_d", "frames", "frames_scored", "frames_without_face", "windows", "tracks",
-        "meaning", "status", "reason", "tiny_weights", "weights", "protocol"}``. ``status`` is "ok" or "failed";
+        "meaning", "status", "reason", "tiny_weights", "weights", "protocol"}`` and, for an uncropped video,
+        ``jitter`` (box and mouth-corner motion of the face track, in voiced and silent frames). ``status`` is "ok" or "failed";
         on failure the scores are None and ``reason`` says why (no sound, no face, too short, ...).
     """
     loaded = load_syncnet_weights(weights_or_model, device)
@@ -203,7 +219,10 @@ def sync_score(
     with tempfile.TemporaryDirectory(prefix="joygen-sync-") as tmp:
         work = Path(work_dir) if work_dir else Path(tmp)
         try:
-            row = score_video(video_path, net, work, detector=detector, audio=audio, cropped=cropped, config=config)
+            vad = None if cropped else default_vad(weights_or_model)
+            row = score_video(
+                video_path, net, work, detector=detector, audio=audio, cropped=cropped, config=config, vad=vad
+            )
             row.update(status="ok", reason=None)
         except JoyGenError as exc:
             row = {"offset": None, "lse_c": None, "lse_d": None, "frames": None, "status": "failed", "reason": str(exc)}

@@ -59,7 +59,7 @@ def add_eval_parser(sub, add_weight_args) -> None:
 def run_eval_command(args: argparse.Namespace, device: str) -> int:
     from ..media import ffmpeg_version
     from ..weights.locator import WeightsLocator
-    from .api import PROTOCOL, load_inception_weights, load_syncnet_weights, syncnet_hint
+    from .api import PROTOCOL, default_vad, load_inception_weights, load_syncnet_weights, syncnet_hint
     from .runner import EvalSettings, Models, ResultsFile, collect_items, make_unpaired_pairs, markdown, run_eval
     from .tracks import DETECTORS
 
@@ -86,6 +86,7 @@ def run_eval_command(args: argparse.Namespace, device: str) -> int:
     models = Models(syncnet)
     if not args.cropped:
         models.detector = DETECTORS[args.detector](locator, device)
+        models.vad = default_vad(locator)
     if args.fid:
         models.inception = load_inception_weights(locator, device)
         if models.inception is None:
@@ -125,6 +126,9 @@ def run_eval_command(args: argparse.Namespace, device: str) -> int:
         "syncnet": syncnet.describe(),
         "inception": models.inception.describe() if models.inception else None,
         "aggregate": "mean over videos of LSE-C and of LSE-D (failed rows left out)",
+        "jitter": "box and mouth-corner (relative to the nose) motion of each face track's detections, px/frame: "
+        "motion = mean |x[t+1] - x[t]|, jitter = mean |x[t+1] - 2x[t] + x[t-1]|; speech / silence by "
+        + (models.vad.description if models.vad is not None else "no voice detector (not installed)"),
     }
     report["results_file"] = None if results_path is None else str(results_path)
     table = markdown(report)

@@ -283,6 +283,7 @@ class Models:
     syncnet: object  # a LoadedModel
     detector: object | None = None
     inception: object | None = None  # a LoadedModel
+    vad: object | None = None  # a VoiceActivityDetector: splits the jitter measure into voiced and silent frames
     extra_notes: list[str] = field(default_factory=list)
 
 
@@ -327,6 +328,7 @@ def score_item(item: EvalItem, models: Models, settings: EvalSettings, work_root
             cropped=settings.cropped,
             config=config,
             crop_sink=sink,
+            vad=models.vad,
         )
         if fid_stats is not None and buffer:
             fid_stats.add(image_features(models.inception.model, buffer, bgr=True))
@@ -345,8 +347,23 @@ def _mean(rows: list[dict], key: str) -> float | None:
     return round(float(np.mean(values)), 6) if values else None
 
 
+def _mean_leaves(blocks: list[dict]) -> dict | None:
+    """The mean of every number found at the same place in ``blocks`` (nested dicts), None where none is."""
+    if not blocks:
+        return None
+    out = {}
+    for key in blocks[0]:
+        values = [b.get(key) for b in blocks]
+        if isinstance(values[0], dict):
+            out[key] = _mean_leaves([v for v in values if isinstance(v, dict)])
+        elif isinstance(values[0], (int, float)) and not isinstance(values[0], bool):
+            nums = [v for v in values if isinstance(v, (int, float))]
+            out[key] = round(float(np.mean(nums)), 4) if nums else None
+    return out
+
+
 def aggregate(rows: list[dict]) -> dict:
-    """Mean LSE-C and LSE-D over the scored videos of each role (the papers' numbers)."""
+    """Mean LSE-C and LSE-D over the scored videos of each role (the papers' numbers), and the mean jitter."""
     out = {}
     for role in ("edited", "source"):
         mine = [r for r in rows if r["role"] == role]
@@ -360,6 +377,7 @@ def aggregate(rows: list[dict]) -> dict:
             "lse_c": _mean(mine, "lse_c"),
             "lse_d": _mean(mine, "lse_d"),
             "abs_offset": _mean([{**r, "abs": abs(r["offset"])} for r in ok], "abs"),
+            "jitter": _mean_leaves([r["jitter"] for r in ok if r.get("jitter")]),
         }
     return out
 

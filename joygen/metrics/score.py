@@ -7,7 +7,9 @@ For a video that is not already a face track (``run_pipeline.py`` + ``run_syncne
 2. faces in every frame (MTCNN here, S3FD in the official code), tracks and crops by `joygen.metrics.tracks`;
 3. each track written as the official does: 224x224 frames to an XVID ``.avi`` at 25 fps with ``cv2.VideoWriter``,
    the sound cut to the track (``-ss first/25 -to (last+1)/25``) and muxed in unchanged;
-4. each track clip scored by `joygen.metrics.protocol.evaluate_clip` (JPEG round trip included).
+4. each track clip scored by `joygen.metrics.protocol.evaluate_clip` (JPEG round trip included);
+5. beside the scores, how steady each track is (`joygen.metrics.tracks.track_jitter`): box and mouth-corner motion
+   of its detections, split by the voice activity of the sound (`joygen.voice_activity`, when a VAD is given).
 
 A video's scores are the mean over its tracks (LatentSync's ``eval_sync_conf.py`` convention; a talking-head clip
 has one track). With ``cropped=True`` the video is taken as a face track already (Wav2Lip's LRS2 scoring): step 4
@@ -25,7 +27,7 @@ import numpy as np
 from ..errors import InputError, JoyGenError
 from ..media import probe, run_ffmpeg
 from .protocol import BATCH_SIZE, FPS, VSHIFT, dump_frames, evaluate_clip, extract_audio, ffmpeg_path, read_image
-from .tracks import Detection, FaceTrack, TrackConfig, crop_face, track_faces
+from .tracks import Detection, FaceTrack, TrackConfig, crop_face, track_faces, track_jitter
 
 DETECT_BATCH = 8  # frames per MTCNN call
 OFFICIAL_TRACKS = TrackConfig()
@@ -54,7 +56,7 @@ def detect_faces(jpgs: list[Path], detector, batch: int = DETECT_BATCH) -> list[
         groups = [frames] if len(shapes) == 1 else [[f] for f in frames]  # MTCNN batches need one frame size
         found = [d for g in groups for d in detector(g)]
         for k, dets in enumerate(found):
-            faces.append([Detection(start + k, box, conf) for box, conf in dets])
+            faces.append([Detection(start + k, d[0], d[1], d[2] if len(d) > 2 else None) for d in dets])
     return faces
 
 
@@ -116,10 +118,13 @@ def score_video(
     cropped: bool = False,
     config: ScoreConfig = ScoreConfig(),
     crop_sink: CropSink | None = None,
+    vad=None,
 ) -> dict:
-    """Score one video: ``{offset, lse_c, lse_d, frames, frames_scored, frames_without_face, windows, tracks}``.
+    """Score one video: ``{offset, lse_c, lse_d, frames, frames_scored, frames_without_face, windows, tracks}``,
+    and, for an uncropped video, ``jitter`` (of its longest track; every track row has its own).
 
     ``crop_sink`` receives every face crop that is scored (224x224 BGR), e.g. to collect FID statistics.
+    ``vad``: a `joygen.voice_activity.VoiceActivityDetector` to split the jitter into voiced and silent frames.
 
     Raises:
         InputError: the video (or audio) cannot be used: missing, no picture, no sound, too short, no face track.
@@ -171,13 +176,21 @@ def score_video(
             f"'{video}': faces in {with_face} of {n} frames, but no track of more than {tcfg.min_track} detections "
             f"with a mean size over {tcfg.min_face_size:.0f} px (face too small, too short or too unsteady)"
         )
+    voice = None
+    if vad is not None:
+        from ..media import load_audio
+
+        voice = vad(load_audio(wav), n).active
     rows, covered = [], np.zeros(n, bool)
     for k, track in enumerate(tracks):
         clip = write_track_clip(jpgs, track, wav, work / f"track{k:02d}.avi", tcfg, crop_sink)
         result = evaluate_clip(clip, net, work / f"eval{k:02d}", vshift=config.vshift, batch_size=config.batch_size)
-        rows.append(_track_row(track, result))
+        rows.append({**_track_row(track, result), "jitter": track_jitter(track, voice)})
         covered[track.frames] = True
-    return _video_row(n, rows, int(covered.sum()), notes)
+    row = _video_row(n, rows, int(covered.sum()), notes)
+    longest = max(range(len(tracks)), key=lambda k: tracks[k].detections)
+    row["jitter"] = {**rows[longest]["jitter"], "voice": None if vad is None else vad.description}
+    return row
 
 
 def _video_row(frames: int, tracks: list[dict], scored: int, notes: list[str]) -> dict:

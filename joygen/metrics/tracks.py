@@ -52,6 +52,7 @@ class Detection:
     frame: int
     bbox: tuple[float, float, float, float]  # x1, y1, x2, y2 in px
     conf: float = 1.0
+    points: tuple | None = None  # MTCNN's 5 points (x, y): eyes, nose, mouth corners; for the jitter measure
 
 
 @dataclass
@@ -61,6 +62,7 @@ class FaceTrack:
     frames: np.ndarray  # [n] int64 frame indices, consecutive
     bboxes: np.ndarray  # [n, 4] float64 interpolated boxes
     detections: int  # how many of the frames had a real detection
+    members: tuple[Detection, ...] = ()  # those detections, as found (before interpolation and smoothing)
 
     def smoothed(self, kernel: int = 13) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(x, y, s)``: median-filtered box centre and half size per frame (the official ``proc_track``)."""
@@ -131,7 +133,7 @@ def track_faces(
         width = np.mean(interpolated[:, 2] - interpolated[:, 0])
         height = np.mean(interpolated[:, 3] - interpolated[:, 1])
         if max(width, height) > config.min_face_size:
-            tracks.append(FaceTrack(every.astype(np.int64), interpolated, len(track)))
+            tracks.append(FaceTrack(every.astype(np.int64), interpolated, len(track), tuple(track)))
 
 
 def crop_window(x: float, y: float, s: float, crop_scale: float = 0.4) -> tuple[int, int, int, int, int]:
@@ -162,11 +164,37 @@ def crop_face(image: np.ndarray, window, pad_value: int = 110) -> np.ndarray:
 
 # -- detectors ---------------------------------------------------------------------------------------------------
 
-FaceDetectorFn = Callable[[list[np.ndarray]], list[list[tuple[tuple[float, float, float, float], float]]]]
+FaceDetectorFn = Callable[[list[np.ndarray]], list[list[tuple]]]  # per frame: (box, score) or (box, score, points)
+
+
+MOUTH_CORNERS, NOSE = (3, 4), 2  # MTCNN point order: left eye, right eye, nose, left and right mouth corner
+
+
+def track_jitter(track: FaceTrack, voice: np.ndarray | None) -> dict:
+    """Frame-to-frame motion and jitter (`joygen.stability.motion_stats`) of a track's detections as found: the box
+    (its two corners, px) and, where the detector gives points, the mouth corners relative to the nose (px, so
+    that the head's own motion is left out), over all, voiced and silent frames (``voice``: the video's voice
+    activity per frame, or None)."""
+    from ..stability import box_points, motion_stats
+
+    first, n = int(track.frames[0]), len(track.frames)
+    boxes = np.full((n, 4), np.nan)
+    corners = np.full((n, 2, 2), np.nan)
+    for d in track.members:
+        boxes[d.frame - first] = d.bbox
+        if d.points is not None:
+            p = np.asarray(d.points, np.float64)
+            corners[d.frame - first] = p[list(MOUTH_CORNERS)] - p[NOSE]
+    v = None if voice is None else np.asarray(voice, bool)[first : first + n]
+    out = {"box_px": motion_stats(box_points(boxes), v, 3)}
+    if np.isfinite(corners).any():
+        out["mouth_corners_px"] = motion_stats(corners, v, 3)
+    return out
 
 
 class MTCNNFaces:
-    """All faces per frame from joygen's MTCNN: ``[(box, score), ...]`` for each RGB frame of a batch."""
+    """All faces per frame from joygen's MTCNN: ``[(box, score, points), ...]`` for each RGB frame of a batch
+    (``points``: the 5 landmarks; detectors without them return ``(box, score)`` pairs)."""
 
     def __init__(self, mtcnn, conf_threshold: float = 0.9):
         self.mtcnn = mtcnn
@@ -179,8 +207,8 @@ class MTCNNFaces:
         for det in self.mtcnn.detect(np.stack(frames_rgb)):
             out.append(
                 [
-                    (tuple(float(v) for v in box), float(p))
-                    for box, p in zip(det.boxes, det.probs)
+                    (tuple(float(v) for v in box), float(p), tuple(map(tuple, np.asarray(pts, float).tolist())))
+                    for box, p, pts in zip(det.boxes, det.probs, det.points)
                     if p >= self.conf_threshold
                 ]
             )

@@ -11,7 +11,8 @@ Resolution, per artifact, first hit wins:
 1. the local weights folder: ``--weights DIR``, else ``$JOYGEN_WEIGHTS_DIR``, else ``checkpoints/``;
 2. a Hub repo in this layout (``--weights-repo`` / ``$JOYGEN_WEIGHTS_REPO``, revision
    ``$JOYGEN_WEIGHTS_REVISION``);
-3. the artifact's public Hub repo at its pinned revision (or, for MTCNN, the facenet-pytorch wheel).
+3. the artifact's public Hub repo at its pinned revision (or, for MTCNN and the VAD, the pip package that
+   carries the files: facenet-pytorch, silero-vad).
 
 Hub files go through ``huggingface_hub`` into the standard cache (so Spaces' ``preload_from_hub`` and
 ``HF_HUB_OFFLINE=1`` work). Whatever is missing is reported in ONE `WeightsError` that lists every missing

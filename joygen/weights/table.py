@@ -98,6 +98,15 @@ ARTIFACTS: dict[str, Artifact] = {
             },
         ),
         Artifact(
+            "vad",
+            "Silero VAD voice activity detector (ONNX, sequence export)",
+            "vad",
+            (("silero_vad_16k_sequence.onnx",),),
+            "silero-vad wheel package data, MIT",
+            package="silero-vad",
+            sha256={"silero_vad_16k_sequence.onnx": "9ccdacc4719d8aa7e45a77536bfabec45a03ba1f2fad5e241ab4060b24238a85"},
+        ),
+        Artifact(
             "hubert",
             "HuBERT-large speech features",
             "hubert",
@@ -174,7 +183,7 @@ ARTIFACTS: dict[str, Artifact] = {
 }
 
 # What each part of the pipeline needs (DWPose: only for the landmark box, `FaceConfig.landmark_box`).
-EDITOR_ARTIFACTS = ("unet", "vae", "whisper", "face_parsing", "mtcnn")
+EDITOR_ARTIFACTS = ("unet", "vae", "whisper", "face_parsing", "mtcnn", "vad")
 MOTION_ARTIFACTS = ("hubert", "audio2secc")
 DEPTH_ARTIFACTS = ("face_recon", "bfm")
 LANDMARK_ARTIFACTS = ("dwpose",)

@@ -6,7 +6,8 @@ produced with these weights is meaningless; the folder's ``joygen_weights.json``
 and the pipeline, the CLI and the app say so on every run.
 
 Some artifacts are shaped so that every stage has something to work on: the MTCNN detector is copied from
-the facenet-pytorch wheel (it is small, and a random detector would never find a face); the face parser
+the facenet-pytorch wheel (it is small, and a random detector would never find a face), the voice activity
+detector from the silero-vad wheel (1.2 MB, so tests see real voice activity); the face parser
 calls every pixel "skin", so the paste-back visibly replaces the lower face; the R-Net's heads are nearly
 zero, so faces come out close to the mean, frontal face; and the Basel Face Model is a procedural face (an
 ellipsoid with a nose, 1927 vertices) whose expression 0 opens the mouth, with landmark tables pointing at
@@ -234,15 +235,21 @@ def _face_parsing(folder: Path) -> None:
     torch.save(tiny_bisenet().state_dict(), folder / "79999_iter.pth")
 
 
-def _mtcnn(folder: Path) -> None:
-    found = WeightsLocator(use_public=True).find("mtcnn")
+def _copy_from_package(name: str, folder: Path, install: str) -> None:
+    found = WeightsLocator(use_public=True).find(name)
     if found is None or not found.source.startswith("package"):
-        raise WeightsError(
-            "the tiny set copies MTCNN from the facenet-pytorch wheel: `pip install --no-deps facenet-pytorch==2.6.0`"
-        )
+        raise WeightsError(f"the tiny set copies {ARTIFACTS[name].title} from its pip package: `{install}`")
     folder.mkdir(parents=True, exist_ok=True)
-    for name, path in found.files.items():
-        shutil.copyfile(path, folder / name)
+    for file, path in found.files.items():
+        shutil.copyfile(path, folder / file)
+
+
+def _mtcnn(folder: Path) -> None:
+    _copy_from_package("mtcnn", folder, "pip install --no-deps facenet-pytorch==2.6.0")
+
+
+def _vad(folder: Path) -> None:
+    _copy_from_package("vad", folder, "pip install silero-vad==6.2.3")
 
 
 def _face_recon(folder: Path) -> None:
@@ -412,6 +419,7 @@ BUILDERS = {
     "whisper": _whisper,
     "face_parsing": _face_parsing,
     "mtcnn": _mtcnn,
+    "vad": _vad,
     "face_recon": _face_recon,
     "bfm": _bfm,
     "dwpose": _dwpose,
