@@ -12,6 +12,8 @@ where PyPI answers, from the repo root, with the project's Python (it needs ``pa
    (``~/.cache/joygen/gpu-wheelhouse``), and puts them in ``--dest`` (nothing else stays there). A wheel over
    1 MB whose entries compress at least 5 % better with LZMA is repacked so (same files, byte for byte,
    checked; pip installs such a zip as any other): this is what brings the ffmpeg binary under the size limit.
+   A ``[data-only=FILE]`` pin first drops the other files of the wheel's ``data/`` folders (silero-vad's
+   unused exports of the same model), with its RECORD rewritten to match.
    ``MANIFEST.json`` there lists each wheel, the sha256 of the file PyPI served and of the one carried.
 2. Checks the closure: every ``Requires-Dist`` of every carried wheel (markers evaluated for the target
    Python on Linux x86_64, extras skipped; not for ``[no-deps]`` ones) must be met by a carried wheel or by
@@ -95,7 +97,7 @@ def read_pins(path: Path = PINS) -> list[Pin]:
         flags = {f.strip("[]") for f in rest}
         if not sep or not version or any(not f.startswith("[") for f in rest):
             raise SystemExit(f"{path}: cannot read '{raw.strip()}' (want name==version [flag] # why)")
-        unknown = flags - {"no-deps", "not-our-pin"}
+        unknown = {f for f in flags if not f.startswith("data-only=")} - {"no-deps", "not-our-pin"}
         if unknown:
             raise SystemExit(f"{path}: unknown flag(s) {sorted(unknown)} in '{raw.strip()}'")
         pins.append(Pin(name, version, flags, why.strip()))
@@ -230,6 +232,47 @@ def download(pins: list[Pin], python_version: str, cache: Path) -> None:
         raise SystemExit(f"pip download failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
 
 
+def data_only(pin: Pin) -> set[str]:
+    """The file names a ``[data-only=A,B]`` flag keeps of the wheel's ``data/`` folders (empty: no flag)."""
+    return {n for f in pin.flags if f.startswith("data-only=") for n in f.partition("=")[2].split(",") if n}
+
+
+def _dropped(filename: str, keep: set[str]) -> bool:
+    folder, _, name = filename.rpartition("/")
+    return bool(keep) and (folder == "data" or folder.endswith("/data")) and name not in keep
+
+
+def slim(src: Path, keep: set[str], cache: Path) -> Path:
+    """``src`` without the files of its ``data/`` folders not named in ``keep`` (RECORD rewritten to match;
+    every other entry the same bytes). For a package whose data holds several exports of one model, of
+    which joygen reads one (silero-vad: 11 MB of wheel, 1.2 MB of it read)."""
+    if not keep:
+        return src
+    out = cache / f"{_sha256(src)}-{'-'.join(sorted(keep))}.whl"
+    if out.exists():
+        return out
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    with zipfile.ZipFile(src) as zin:
+        names = [i.filename for i in zin.infolist()]
+        kept = {n.rpartition("/")[2] for n in names if _dropped(n, {""}) and n.rpartition("/")[2] in keep}
+        if kept != keep:
+            raise SystemExit(f"{src.name} has no data file(s) {sorted(keep - kept)} to keep")
+        dropped = {n for n in names if _dropped(n, keep)}
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zout:
+            for info in zin.infolist():
+                if info.filename in dropped:
+                    continue
+                data = zin.read(info)
+                if info.filename.endswith(".dist-info/RECORD"):
+                    lines = data.decode().splitlines(keepends=True)
+                    data = "".join(line for line in lines if line.split(",", 1)[0] not in dropped).encode()
+                zout.writestr(info, data)
+    print(f"  {src.name}: kept {sorted(keep)} of its data, dropped {len(dropped)} file(s)", flush=True)
+    tmp.replace(out)
+    return out
+
+
 def repack(src: Path, cache: Path) -> Path:
     """``src``, or an LZMA-compressed copy of it (same entries, byte for byte) where that is >= 5 % smaller."""
     if src.stat().st_size < REPACK_MIN_BYTES:
@@ -275,7 +318,7 @@ def build_wheelhouse(pins: list[Pin], python_version: str, dest: Path, cache_roo
     entries = []
     for pin in pins:
         original = pick_wheel(cache, pin, tags)
-        carried = repack(original, cache_root / "lzma")
+        carried = repack(slim(original, data_only(pin), cache_root / "slim"), cache_root / "lzma")
         shutil.copyfile(carried, dest / original.name)
         meta = wheel_metadata(dest / original.name)
         if meta["name"] != pin.name or meta["version"] != pin.version:
@@ -290,7 +333,8 @@ def build_wheelhouse(pins: list[Pin], python_version: str, dest: Path, cache_roo
                 "pypi_bytes": original.stat().st_size,
                 "sha256": _sha256(dest / original.name),
                 "bytes": (dest / original.name).stat().st_size,
-                "lzma_repacked": carried != original,
+                "lzma_repacked": carried.parent.name == "lzma",
+                "data_only": sorted(data_only(pin)),
             }
         )
     return entries
@@ -409,6 +453,8 @@ def main(argv=None) -> int:
     print(f"\n{len(entries)} wheels for Python {args.python_version} in {args.dest}:")
     for e in entries:
         lz = f" (LZMA repack of {e['pypi_bytes'] / 1e6:.1f} MB)" if e["lzma_repacked"] else ""
+        if e["data_only"]:
+            lz += f" (of its data only {', '.join(e['data_only'])}; PyPI's is {e['pypi_bytes'] / 1e6:.1f} MB)"
         print(f"  {e['bytes'] / 1e6:7.2f} MB  {e['file']}{lz}")
     print(f"closure: {len(met)} requirements met, {len(assumed)} assumed, {len(missing)} missing")
     for line in assumed:

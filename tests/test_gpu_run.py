@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from gpu_report import APP_ONLY, _pins_file  # noqa: E402
-from gpu_wheelhouse import Pin, check_closure, marker_env, read_host, read_pins  # noqa: E402
+from gpu_wheelhouse import Pin, check_closure, data_only, marker_env, read_host, read_pins, slim  # noqa: E402
 
 
 def _ours() -> dict[str, str]:
@@ -83,6 +83,28 @@ def test_pin_lines_are_checked(tmp_path):
     bad.write_text("Foo_Bar==1.0 [no-deps] # why\n")
     (pin,) = read_pins(bad)
     assert isinstance(pin, Pin) and pin.name == "foo-bar" and pin.flags == {"no-deps"}
+
+
+def test_data_only_keeps_the_named_file_and_a_matching_record(tmp_path):
+    import zipfile
+
+    src = tmp_path / "pkg-1.0-py3-none-any.whl"
+    files = {"pkg/__init__.py": b"x = 1\n", "pkg/data/a.onnx": b"A" * 100, "pkg/data/b.onnx": b"B" * 100}
+    record = "".join(f"{n},sha256=0,{len(b)}\n" for n, b in files.items()) + "pkg-1.0.dist-info/RECORD,,\n"
+    with zipfile.ZipFile(src, "w") as z:
+        for name, data in files.items():
+            z.writestr(name, data)
+        z.writestr("pkg-1.0.dist-info/RECORD", record)
+    pin = Pin("pkg", "1.0", {"data-only=a.onnx"}, "test")
+    assert data_only(pin) == {"a.onnx"}
+    out = slim(src, data_only(pin), tmp_path / "cache")
+    with zipfile.ZipFile(out) as z:
+        assert sorted(z.namelist()) == ["pkg-1.0.dist-info/RECORD", "pkg/__init__.py", "pkg/data/a.onnx"]
+        assert z.read("pkg/data/a.onnx") == files["pkg/data/a.onnx"]  # byte for byte
+        assert "pkg/data/b.onnx" not in z.read("pkg-1.0.dist-info/RECORD").decode()
+    assert slim(src, set(), tmp_path / "cache") == src  # no flag: the wheel as PyPI served it
+    with pytest.raises(SystemExit, match="c.onnx"):
+        slim(src, {"c.onnx"}, tmp_path / "cache")
 
 
 def test_gpu_run_script_parses():
