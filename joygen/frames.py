@@ -74,11 +74,14 @@ class FrameBatch:
         return self.items[-1].index
 
 
-def batches(frames: Iterable[tuple[int, tuple[int, np.ndarray]]], size: int) -> Iterator[FrameBatch]:
-    """``(index, (source, image))`` in timeline order -> `FrameBatch` es of ``size`` frames."""
+def batches(
+    frames: Iterable[tuple[int, tuple[int, np.ndarray]]], size: int, keep: np.ndarray | None = None
+) -> Iterator[FrameBatch]:
+    """``(index, (source, image))`` in timeline order -> `FrameBatch` es of ``size`` frames; ``keep[index]``
+    true: the frame keeps its own mouth (silence_mode keep-source)."""
     batch = FrameBatch()
     for index, (source, image) in frames:
-        batch.items.append(FrameItem(index, source, image))
+        batch.items.append(FrameItem(index, source, image, keep=keep is not None and bool(keep[index])))
         if len(batch) == size:
             yield batch
             batch = FrameBatch()

@@ -144,6 +144,7 @@ class FrameLog:
     BOX_SOURCES = ("none", "mtcnn", "landmarks")  # what cropped each frame's face (none: no face)
 
     def __init__(self, n: int, keep_faces: bool, with_3d: bool):
+        self.num_frames = n
         self.no_face: list[int] = []
         self.box_source = np.zeros(n, np.int8)  # index into BOX_SOURCES
         self.boxes = np.full((n, 4), np.nan, np.float32)  # the box each frame was cropped with

@@ -64,9 +64,9 @@ from .stability import (
     BOX_MAX_SHIFT,
     BOX_RESET_IOU,
     SG_ORDER,
-    BoxSmoother,
     SilencePlan,
     box_points,
+    box_smoother,
     motion_stats,
     plan_silence,
     shape_expressions,
@@ -129,6 +129,23 @@ class _Run:
     def check_cancelled(self) -> None:
         if self.cancel is not None and self.cancel.is_set():
             raise Cancelled("the edit was cancelled")
+
+
+def check_some_face(log: FrameLog, source: SourceFrames, vinfo: MediaInfo, video, cfg: PipelineConfig) -> None:
+    """Raise `NoFaceError` when not one frame showed a face (nothing to edit: no output is written)."""
+    if len(log.no_face) < log.num_frames:
+        return
+    seen = source.num_source_frames  # None: the video was cut, only its first frames were used
+    if vinfo.still_image:
+        where = "the image"
+    elif seen:
+        where = f"any of the {seen} frames of"
+    else:
+        where = f"any of the first {log.num_frames} frames of"
+    raise NoFaceError(
+        f"no face found in {where} '{video}'; joygen needs a clearly visible, roughly frontal face "
+        f"(at least {cfg.face.min_face_size} px wide)"
+    )
 
 
 class JoyGenPipeline:
@@ -305,9 +322,6 @@ class JoyGenPipeline:
         motion = self._motion(audio, ainfo, cfg, run)
         expressions = self._expressions(motion, n, plan, cfg)
         trajectory = self._trajectory(wav, n, motion, expressions, voice, preview)
-        smoother = (
-            BoxSmoother(cfg.stability.box_min_cutoff, cfg.stability.box_beta) if cfg.stability.smoothing else None
-        )
         inter = intermediates_folder(intermediates, cfg.editor.use_depth)
         log, previews = FrameLog(n, inter is not None, motion is not None), Previews(n)
         models = Models(self.face_detector, self.face_parser, self.editor, self.depth)
@@ -319,14 +333,13 @@ class JoyGenPipeline:
             frames = stack.enter_context(decoded(source, n, run.timer))
             cache = stack.enter_context(self._video_cache(video, cfg, run))
             writer = stack.enter_context(EditWriter(work, audio, ainfo, cfg, side_by_side is not None))
+            smoother = box_smoother(cfg.stability)
             run.bar("edit", 0, n)
-            for batch in batches(frames, cfg.editor.batch_size):
+            for batch in batches(frames, cfg.editor.batch_size, plan.keep):
                 run.check_cancelled()
                 # 6. Analyse each frame: face (box smoothed), crops, latents, face mask, 3D fit (or from the video
                 #    cache); frames in long silences under keep-source keep their own mouth.
                 analyse(batch, models, cfg, cache, run.timer, pool, smoother)
-                for it in batch:
-                    it.keep = bool(plan.keep[it.index])
                 # 7. Stage 2: each face's depth map with the expression of its frame.
                 if motion is not None:
                     mouth_depth(batch, self.depth, expressions, run.timer, pool)
@@ -335,32 +348,9 @@ class JoyGenPipeline:
                 # 9. Paste the new mouths back into the frames.
                 paste(batch, cfg.blend, run.timer, pool)
                 # 10. Write the frames; keep what the report, the previews and the intermediates need.
-                with run.timer("video_encode"):
-                    writer.write(batch)
-                log.add(batch)
-                if previews.add(batch) and preview:
-                    preview("depth", list(previews.items))
-                if preview and run.frame_preview_due():
-                    last = batch.items[-1]
-                    preview("frame", {"frame": last.index, "source": last.image, "edited": last.edited})
-                if inter is not None:
-                    with run.timer("intermediates"):
-                        save_intermediates(inter, batch)
-                run.bar("edit", batch.last_index + 1, n)
-            # 11. Finish the videos and put them in place, complete.
-            if len(log.no_face) == n:
-                seen = source.num_source_frames  # None: the video was cut, only its first n frames were used
-                where = (
-                    "the image"
-                    if vinfo.still_image
-                    else f"any of the {seen} frames of"
-                    if seen
-                    else f"any of the first {n} frames of"
-                )
-                raise NoFaceError(
-                    f"no face found in {where} '{video}'; joygen needs a clearly visible, roughly frontal face "
-                    f"(at least {cfg.face.min_face_size} px wide)"
-                )
+                self._write(batch, writer, log, previews, inter, preview, run)
+            # 11. Finish the videos and put them in place, complete (none if no frame shows a face).
+            check_some_face(log, source, vinfo, video, cfg)
             run.bar("encode", 0, 1)
             with run.timer("video_encode"):
                 final = writer.finish(self._output_path(output, video), side_by_side)
@@ -485,6 +475,23 @@ class JoyGenPipeline:
             cache.flush()
             if cache.problem:
                 run.warnings.append(f"the per-video cache was not stored ({cache.problem}); the edit is complete")
+
+    @staticmethod
+    def _write(batch, writer: EditWriter, log: FrameLog, previews: Previews, inter, preview, run: _Run) -> None:
+        """Step 10: the batch's frames into the videos, its facts into the log, its previews out, its
+        intermediates written."""
+        with run.timer("video_encode"):
+            writer.write(batch)
+        log.add(batch)
+        if previews.add(batch) and preview:
+            preview("depth", list(previews.items))
+        if preview and run.frame_preview_due():
+            last = batch.items[-1]
+            preview("frame", {"frame": last.index, "source": last.image, "edited": last.edited})
+        if inter is not None:
+            with run.timer("intermediates"):
+                save_intermediates(inter, batch)
+        run.bar("edit", batch.last_index + 1, log.num_frames)
 
     @staticmethod
     def _output_path(output: str | Path | None, video: str | Path) -> Path:

@@ -251,6 +251,11 @@ class BoxSmoother:
 # -- jitter -------------------------------------------------------------------------------------------------------
 
 
+def box_smoother(stability) -> BoxSmoother | None:
+    """The face-box filter a `StabilityConfig` asks for (None: smoothing off, every frame's own box)."""
+    return BoxSmoother(stability.box_min_cutoff, stability.box_beta) if stability.smoothing else None
+
+
 def motion_stats(values: np.ndarray, voice: np.ndarray | None = None, digits: int = 4) -> dict:
     """Frame-to-frame motion and jitter of a per-frame quantity, over all, voiced and silent frames.
 
