@@ -60,8 +60,24 @@ EDIT_CONTROLS = {  # the edit only
     "mouth_amp": ("Mouth amplitude", 0.05),
     "use_depth": ("Use the mouth depth (3D stage)", None),
     "crf": ("Output quality (H.264 CRF, lower is better)", 1),
+    "silence_mode": ("Where the voice is silent", None),
+    "silence_seconds": ("Shortest silence acted on (s)", 0.05),
+    "smoothing": ("Smooth the lips and the face box over time", None),
+    "expression_window": ("Lip smoothing window (frames)", None),
 }
-OPTION_ORDER = ["seed", "temperature", "mouth_amp", "use_depth", *FACE_CONTROLS, "crf"]  # the /edit API's order
+# The /edit API's order (options added later come last, so that older clients keep working).
+OPTION_ORDER = [
+    "seed",
+    "temperature",
+    "mouth_amp",
+    "use_depth",
+    *FACE_CONTROLS,
+    "crf",
+    "silence_mode",
+    "silence_seconds",
+    "smoothing",
+    "expression_window",
+]
 FACE_TAB_NAMES = {"video": "Video", "photo": "Photo"}
 VOICE_TAB_NAMES = {"track": "Voice track", "file": "Voice from any file"}
 TICK_S = 1.0  # the progress line is refreshed at least this often (elapsed time) while an edit runs
@@ -199,8 +215,8 @@ def _progress_html(line: str, sub: str = "", fraction: float | None = None, stat
 def _options(values: dict) -> dict:
     """The visitor's options as config options (the server's batch size added)."""
     options = {name: values[name] for name in OPTION_ORDER}
-    options["seed"] = int(options["seed"])
-    options["crf"] = int(options["crf"])
+    for name in ("seed", "crf", "expression_window"):
+        options[name] = int(options[name])
     return options
 
 
@@ -370,6 +386,10 @@ def edit(
     expand: float,
     feather: float,
     crf: int,
+    silence_mode: str = option_fields()["silence_mode"].default,
+    silence_seconds: float = option_fields()["silence_seconds"].default,
+    smoothing: bool = option_fields()["smoothing"].default,
+    expression_window: int = option_fields()["expression_window"].default,
 ):
     """Re-draw the mouth of a talking-face video (or photo) so that it follows a new voice track.
 
@@ -387,6 +407,11 @@ def edit(
         expand: side of the blend context, times the face box.
         feather: width of the blend's feather, a fraction of the context.
         crf: H.264 quality of the output, 0 (lossless) to 51.
+        silence_mode: where the new voice is silent for a while: "close" (a still, closed mouth),
+            "keep-source" (the source frames' own mouths) or "off" (the official behaviour).
+        silence_seconds: the shortest silence that silence_mode acts on, in seconds.
+        smoothing: smooth the lip motion and the face box over time (off: the official behaviour).
+        expression_window: the lip smoothing window in frames, 1 or an odd number from 5 to 25.
 
     Returns:
         The edited video, a side-by-side video (original | edited), mouth-depth images, the lip plot, a table of
@@ -395,7 +420,21 @@ def edit(
     values = dict(
         zip(
             OPTION_ORDER,
-            (seed, temperature, mouth_amp, use_depth, landmark_box, upper_boundary_ratio, expand, feather, crf),
+            (
+                seed,
+                temperature,
+                mouth_amp,
+                use_depth,
+                landmark_box,
+                upper_boundary_ratio,
+                expand,
+                feather,
+                crf,
+                silence_mode,
+                silence_seconds,
+                smoothing,
+                expression_window,
+            ),
         )
     )
     names = _upload_names(video, audio)
@@ -604,6 +643,12 @@ def _control(name: str, label: str, step: float | None, interactive: bool = True
     common = {"label": label, "info": info or option_help(name), "elem_id": f"opt-{name}"}
     if meta["kind"] is bool:
         return gr.Checkbox(default and interactive, interactive=interactive, **common)
+    if meta["choices"]:
+        return gr.Radio(list(meta["choices"]), value=default, interactive=interactive, **common)
+    if name == "expression_window":  # 1 (off) or an odd window: the values the config accepts, as a list
+        lo, hi = meta["range"]
+        choices = [1, *range(5, hi + 1, 2)]
+        return gr.Dropdown(choices, value=default, interactive=interactive, **common)
     lo, hi = meta["range"]
     if hi is None or hi - lo > 10_000:
         return gr.Number(default, precision=0 if meta["kind"] is int else None, minimum=lo, maximum=hi, **common)

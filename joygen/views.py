@@ -327,8 +327,15 @@ def timing_rows(result: JoyGenOutput) -> list[list]:
     return rows
 
 
+SILENCE_DID = {  # what silence_mode did in the silent spans, for the summary line
+    "close": ", mouth closed",
+    "keep-source": ", the video's own mouth kept",
+    "off": ", left to stage 1 (silence_mode off)",
+}
+
+
 def summary_line(result: JoyGenOutput) -> str:
-    """One line: frames, seconds, frames per second, frames without a face, and the lip sync."""
+    """One line: frames, seconds, frames per second, frames without a face, silent spans, and the lip sync."""
     total = float(result.report.get("total_s") or sum(result.timings.values()) or 1e-9)
     n = result.num_frames
     no_face = len(result.frames_without_face)
@@ -336,6 +343,12 @@ def summary_line(result: JoyGenOutput) -> str:
         f"{n} frames ({n / result.fps:.2f} s of video) in {total:.1f} s, {n / total:.2f} frames/s; "
         f"{no_face} frame{'s' if no_face != 1 else ''} without a face."
     )
+    silence = (result.report.get("stability") or {}).get("silence") or {}
+    spans = silence.get("spans") or []
+    if spans:
+        seconds = sum(last - first + 1 for first, last in spans) / result.fps
+        did = SILENCE_DID.get(silence.get("mode"), "")
+        text += f" Silent voice: {len(spans)} span{'s' if len(spans) != 1 else ''}, {seconds:.1f} s{did}."
     sync = result.sync
     if sync:
         text += " Lip sync: " + (sync["summary"] if sync.get("available") else sync.get("how", ""))

@@ -518,3 +518,18 @@ def test_the_official_settings_feed_the_unet_exactly_what_the_base_commit_does(
     # and the test can tell: the default settings (smoothed boxes, a closed mouth in the pause) change the inputs
     changed = [k for k in base if k.startswith("x") and not np.array_equal(base[k], default[k])]
     assert len(changed) >= 5
+
+
+def test_the_summary_line_says_what_was_done_in_silences():
+    from types import SimpleNamespace
+
+    from joygen.views import summary_line
+
+    def result(silence):
+        report = {"total_s": 10.0, "stability": {"silence": silence}}
+        return SimpleNamespace(report=report, num_frames=100, fps=25, frames_without_face=[], timings={}, sync=None)
+
+    line = summary_line(result({"mode": "close", "spans": [[10, 47], [80, 91]]}))
+    assert "Silent voice: 2 spans, 2.0 s, mouth closed." in line  # (38 + 12) frames / 25 fps
+    assert "the video's own mouth kept" in summary_line(result({"mode": "keep-source", "spans": [[0, 24]]}))
+    assert "Silent voice" not in summary_line(result({"mode": "close", "spans": []}))
