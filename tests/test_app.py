@@ -168,6 +168,7 @@ def test_the_app_module_imports_without_side_effects():
     assert {"edit", "check_face"} <= names
 
 
+@pytest.mark.slow
 def test_the_tiny_weights_page_says_so(server):
     text = _page_text(server.config())
     assert "meaningless" in text  # the tiny banner
@@ -202,6 +203,7 @@ def test_help_and_readme_describe_every_control():
     assert "batch" not in page.lower()  # no batch size control on the page
 
 
+@pytest.mark.slow
 def test_the_readme_client_snippet_works(server, media, tmp_path):
     readme = (ROOT / "README.md").read_text()
     block = next(b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if 'api_name="/edit"' in b)
@@ -222,6 +224,7 @@ def test_the_readme_client_snippet_works(server, media, tmp_path):
     assert _server_paths(report, server.temp, ROOT, Path.home(), Path("/tmp")) == []  # noqa: S108
 
 
+@pytest.mark.slow
 def test_two_clients_at_once_get_their_own_results(server, media, tmp_path):
     from gradio_client import handle_file
 
@@ -242,6 +245,7 @@ def test_two_clients_at_once_get_their_own_results(server, media, tmp_path):
         assert side.video.width == 2 * probe(video).video.width  # original | edited
 
 
+@pytest.mark.slow
 def test_errors_are_readable_and_the_app_keeps_serving(server, media, tmp_path):
     from gradio_client import handle_file
     from gradio_client.exceptions import AppError

@@ -63,6 +63,7 @@ def _bad(tmp_path, media, kind):
     raise AssertionError(kind)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["missing", "empty", "text", "silent-audio", "weird-name"])
 def test_bad_input_gives_one_clear_line(tmp_path, media, tiny_weights, kind):
     video, audio = _bad(tmp_path, media, kind)
@@ -94,6 +95,7 @@ def test_names_with_spaces_quotes_and_dollar_parens_work(tmp_path, media, tiny_w
     assert not any(p.name == "PWNED" for p in tmp_path.rglob("*"))
 
 
+@pytest.mark.slow
 def test_missing_weights_is_one_message(tmp_path, media):
     run = run_edit(
         str(media["face_mp4"]),
@@ -107,6 +109,7 @@ def test_missing_weights_is_one_message(tmp_path, media):
     assert "unet/diffusion_pytorch_model.safetensors" in run.stderr and "weights tiny" in run.stderr
 
 
+@pytest.mark.slow
 def test_weights_list_reports_sources(tiny_weights, tmp_path):
     rows = {
         r["name"]: r for r in json.loads(run_cli("weights", "list", "--weights", str(tiny_weights), "--json").stdout)
@@ -123,6 +126,7 @@ def test_help_lists_the_commands():
     assert np.all([flag in run_cli("edit", "--help").stdout for flag in ("--report", "--intermediates", "--weights")])
 
 
+@pytest.mark.slow
 def test_a_clip_without_any_face_ends_with_one_message(tmp_path, media, tiny_weights):
     blank = tmp_path / "room.mp4"
     ffmpeg("-f", "lavfi", "-i", "color=c=beige:s=320x240:r=25", "-t", "0.6", "-pix_fmt", "yuv420p", str(blank))

@@ -85,6 +85,7 @@ def test_names_with_colons_work(tmp_path, media, tiny_weights):
 # -- the output path -------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_an_output_that_is_a_folder_is_refused_before_any_work(tmp_path, media, tiny_weights):
     folder = tmp_path / "results"
     folder.mkdir()
@@ -95,6 +96,7 @@ def test_an_output_that_is_a_folder_is_refused_before_any_work(tmp_path, media, 
     assert list(folder.iterdir()) == [] and _leftovers(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_an_output_inside_a_file_is_refused(tmp_path, media, tiny_weights):
     (tmp_path / "file").write_text("x")
     run = _cli(media["face_mp4"], media["tone_wav"], tiny_weights, tmp_path / "file" / "o.mp4", env=_env_tmp(tmp_path))
@@ -115,6 +117,7 @@ def read_only_folder(tmp_path):
         yield mounted
 
 
+@pytest.mark.slow
 def test_a_read_only_output_folder_is_one_message(tmp_path, media, tiny_weights, read_only_folder):
     out = read_only_folder / "o.mp4"
     run = _cli(media["face_mp4"], media["tone_wav"], tiny_weights, out, env=_env_tmp(tmp_path))

@@ -103,6 +103,7 @@ def test_an_edits_weight_set_leads_to_its_folder(golden, tiny_weights):
     assert "meaningless" in row["meaning"] or "mean nothing" in row["meaning"]
 
 
+@pytest.mark.slow
 def test_an_edit_reports_its_lip_sync_beside_the_sources(tiny_pipeline, tmp_path, media):
     # the tiny set carries a tiny SyncNet: the report gets the sync block (numbers meaningless, and said so)
     cfg = tiny_pipeline.config.with_options(cache_dir=str(tmp_path / "cache"))
@@ -116,6 +117,7 @@ def test_an_edit_reports_its_lip_sync_beside_the_sources(tiny_pipeline, tmp_path
     assert list((tmp_path / "cache" / "sync").glob("*.json"))  # the source's row is kept for the next voice
 
 
+@pytest.mark.slow
 def test_an_edit_without_syncnet_says_how_to_add_it(tiny_weights, tmp_path, media):
     import shutil
 

@@ -47,6 +47,7 @@ def _three_frames(path):
     return path
 
 
+@pytest.mark.slow
 def test_bad_rows_get_reasons_the_rest_are_scored_and_a_rerun_resumes(tmp_path, media, sync_file, clip_1s):
     shutil.copyfile(clip_1s, tmp_path / "edit.avi")
     shutil.copyfile(clip_1s, tmp_path / "source.avi")

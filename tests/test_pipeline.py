@@ -12,6 +12,7 @@ from joygen.media import load_audio, probe
 from joygen.timeline import Timeline
 
 
+@pytest.mark.slow
 def test_audio_longer_than_video_ping_pongs(tiny_pipeline, media, tmp_path):
     out = tiny_pipeline(
         media["face_noaudio_mp4"], media["tone_stereo_44k"], tmp_path / "o.mp4", intermediates=tmp_path / "inter"
@@ -25,6 +26,7 @@ def test_audio_longer_than_video_ping_pongs(tiny_pipeline, media, tmp_path):
     assert out.tiny_weights and any("meaningless" in w for w in out.warnings)
 
 
+@pytest.mark.slow
 def test_still_image_is_held_for_the_voice_track(tiny_pipeline, astronaut_png, media, tmp_path):
     out = tiny_pipeline(astronaut_png, media["tone_wav"], tmp_path / "still.mp4")
     info = probe(out.video)
@@ -32,6 +34,7 @@ def test_still_image_is_held_for_the_voice_track(tiny_pipeline, astronaut_png, m
     assert out.num_frames == Timeline.from_samples(16000).num_frames
 
 
+@pytest.mark.slow
 def test_only_the_lower_face_changes(tiny_pipeline, media, tmp_path):
     cfg = tiny_pipeline.config.with_options(crf=0, preset="ultrafast")
     out = tiny_pipeline(
@@ -66,6 +69,7 @@ def test_output_cannot_overwrite_an_input(tiny_pipeline, media, tmp_path):
         tiny_pipeline(v, media["tone_wav"], v)
 
 
+@pytest.mark.slow
 def test_default_output_goes_to_a_fresh_folder(tiny_pipeline, media):
     out = tiny_pipeline(media["face_mp4"], media["face_mp4"])  # a video with sound works as the voice track
     assert out.video.is_file() and out.video.parent.name.startswith("joygen-out-")
@@ -86,6 +90,7 @@ def face_leaves_clip(tmp_path_factory, demo_video, demo_wav):
     return clip, voice
 
 
+@pytest.mark.slow
 def test_frames_without_a_face_pass_through_byte_identical(tiny_pipeline, face_leaves_clip, tmp_path):
     from helpers import decode_all
 
@@ -137,6 +142,7 @@ def test_depth_mode_uses_the_audio_driven_mouth(tiny_pipeline, media, tmp_path):
     assert depth.shape == (256, 256, 3) and depth[:128].max() == 0 and depth[128:].max() > 0
 
 
+@pytest.mark.slow
 def test_without_3d_weights_the_run_stops_unless_no_depth_is_asked(tiny_weights, tmp_path, media):
     import shutil
 
@@ -158,6 +164,7 @@ def test_without_3d_weights_the_run_stops_unless_no_depth_is_asked(tiny_weights,
     assert "mouth_open_mm" not in out.trajectory and len(out.trajectory["loudness_db"]) == out.num_frames
 
 
+@pytest.mark.slow
 def test_a_tenth_of_a_second_and_three_seconds_of_silence(tiny_pipeline, media, tmp_path):
     short = tmp_path / "short.wav"
     ffmpeg("-f", "lavfi", "-i", "sine=frequency=200:sample_rate=16000:duration=0.1", str(short))
@@ -185,6 +192,7 @@ def _fake_dwpose(box):
     return dwpose
 
 
+@pytest.mark.slow
 def test_no_landmark_box_turns_dwpose_off_in_depth_mode_and_the_report_says_which_box(
     tiny_pipeline, astronaut_png, media, tmp_path
 ):

@@ -86,6 +86,7 @@ def test_a_second_voice_reuses_all_the_video_work(tiny_pipeline, demo_video, dem
     assert "face_detection" not in second.timings and "reference_latents" not in second.timings
 
 
+@pytest.mark.slow
 def test_cached_runs_give_the_same_video(tiny_pipeline, media, tmp_path):
     from helpers import decode_all
 

@@ -49,6 +49,7 @@ def _config(prepared, weights, output, **extra) -> TrainConfig:
                        unet_config=TINY_UNET, num_workers=0, **extra)  # fmt: skip
 
 
+@pytest.mark.slow
 def test_prepare_keeps_single_face_frames_and_says_why_others_went(prepared, demo_video):
     (video,) = [p for p in prepared.iterdir() if p.is_dir()]
     meta = json.loads((video / "meta.json").read_text())
@@ -63,6 +64,7 @@ def test_prepare_keeps_single_face_frames_and_says_why_others_went(prepared, dem
     assert "already prepared, skipped" in again.stdout
 
 
+@pytest.mark.slow
 def test_prepare_drops_frames_without_a_face_and_says_so(weights, media, tmp_path):
     from joygen.tools.prepare import PrepareConfig, prepare
 
