@@ -61,7 +61,7 @@ EDIT_CONTROLS = {  # the edit only
     "use_depth": ("Use the mouth depth (3D stage)", None),
     "crf": ("Output quality (H.264 CRF, lower is better)", 1),
     "silence_mode": ("Where the voice is silent", None),
-    "silence_seconds": ("Shortest silence acted on (s)", 0.05),
+    "silence_seconds": ("Shortest silence acted on (s)", 0.02),  # from 0.04: 0.3 (the default) is a step
     "smoothing": ("Smooth the lips and the face box over time", None),
     "expression_window": ("Lip smoothing window (frames)", None),
 }

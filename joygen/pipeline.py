@@ -294,8 +294,9 @@ class JoyGenPipeline:
             side_by_side: also write this mp4: source | edited on the same timeline, with the new voice.
             progress: called with (stage, done, total) as work proceeds.
             preview: called with ("trajectory", dict) after stage 1, ("depth", [DepthPreview]) as depth maps exist
-                and, at most once a second, ("frame", {"frame": index, "source": image, "edited": image or None})
-                with the latest written frame, before the video is finished.
+                and, at most once a second, ("frame", {"frame": index, "source": image, "edited": image or None,
+                "kept": bool}) with the latest written frame (kept: its own mouth in a silence), before the video
+                is finished.
             show_progress: report progress on stderr.
             cancel: once set, the run stops before its next batch, removes what it wrote, raises `Cancelled`.
 
@@ -487,7 +488,7 @@ class JoyGenPipeline:
             preview("depth", list(previews.items))
         if preview and run.frame_preview_due():
             last = batch.items[-1]
-            preview("frame", {"frame": last.index, "source": last.image, "edited": last.edited})
+            preview("frame", {"frame": last.index, "source": last.image, "edited": last.edited, "kept": last.keep})
         if inter is not None:
             with run.timer("intermediates"):
                 save_intermediates(inter, batch)

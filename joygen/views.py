@@ -32,6 +32,7 @@ LEGEND_HEIGHT = 26  # px: the near/far colour bar under a depth image
 # The pipeline's progress stages (`joygen.report.Progress`), as a person reads them.
 PROGRESS_STEPS = {
     "probe": "Checking the inputs",
+    "voice_activity": "Finding where the voice is silent",
     "audio_features": "Listening to the voice",
     "audio_to_motion": "Lip motion from the voice (stage 1)",
     "edit": "Editing the frames",
@@ -44,6 +45,7 @@ PROGRESS_STEPS = {
 TIMING_NAMES = {
     "probe": "Checking the inputs",
     "audio_decode": "Decoding the voice",
+    "voice_activity": "Voice activity (silent spans)",
     "audio_features": "Voice features (Whisper)",
     "audio_to_motion": "Lip motion from the voice (stage 1)",
     "video_cache": "Looking up the video cache",
@@ -63,6 +65,7 @@ TIMING_NAMES = {
 
 # Colours (RGB) of the drawings.
 MOUTH_COLOUR = (214, 51, 132)
+STAGE1_COLOUR = (235, 150, 190)  # stage 1's own mouth opening, thin, where the drawn one differs
 LOUDNESS_COLOUR = (70, 110, 200)
 SILENCE_SHADE = (236, 236, 236)
 FACE_BOX_COLOUR = (40, 200, 90)
@@ -238,8 +241,9 @@ def _spans(active: list | np.ndarray) -> list[tuple[int, int]]:
 
 
 def lip_plot(trajectory: dict | None, width: int = 1000, height: int = 380) -> np.ndarray | None:
-    """The lip trajectory as an image: stage 1's mouth opening (mm, left axis) and the voice's loudness (dB,
-    right axis) over time; frames the trajectory marks silent (``voice_active`` false) shaded.
+    """The lip trajectory as an image: the mouth opening the 3D stage draws (mm, left axis; stage 1's own opening
+    as a thin line where smoothing or silence_mode changed it) and the voice's loudness (dB, right axis) over
+    time; frames the trajectory marks silent (``voice_active`` false) shaded.
 
     Without stage 1 (the no-depth mode) only the loudness is drawn. The x axis ends with the last frame.
     """
@@ -250,6 +254,10 @@ def lip_plot(trajectory: dict | None, width: int = 1000, height: int = 380) -> n
     t = np.arange(n) / trajectory.get("fps", FPS)
     opening = trajectory.get("mouth_open_mm")
     opening = None if opening is None or not len(opening) else np.asarray(opening, np.float64)[:n]
+    own = trajectory.get("mouth_open_stage1_mm")
+    own = None if opening is None or own is None else np.asarray(own, np.float64)[:n]
+    if own is not None and np.allclose(own, opening, atol=1e-3):  # nothing changed it: one line says it all
+        own = None
     active = trajectory.get("voice_active")
 
     im = Image.new("RGB", (width, height), (255, 255, 255))
@@ -274,10 +282,12 @@ def lip_plot(trajectory: dict | None, width: int = 1000, height: int = 380) -> n
         draw.text((x, y1 + 8), f"{v:g}", fill=(60, 60, 60), font=small, anchor="mt")
     draw.text(((x0 + x1) / 2, height - 6), "time (s)", fill=(60, 60, 60), font=font, anchor="mb")
 
-    def curve(values, lo, hi, colour, side):
+    def curve(values, lo, hi, colour, side, width=3):
         scale = (y1 - y0) / max(hi - lo, 1e-9)
         pts = list(zip(x_of(t).tolist(), (y1 - (values - lo) * scale).tolist()))
-        draw.line(pts, fill=colour, width=3, joint="curve")
+        draw.line(pts, fill=colour, width=width, joint="curve")
+        if side is None:  # a second line on an axis already drawn
+            return
         for v in _ticks(lo, hi, 5):
             y = y1 - (v - lo) * scale
             if side == "left":
@@ -291,14 +301,18 @@ def lip_plot(trajectory: dict | None, width: int = 1000, height: int = 380) -> n
     curve(db, SILENCE_DB, top_db, LOUDNESS_COLOUR, "right")
     draw.text((x1 + 8, y0 - 14), "dB", fill=LOUDNESS_COLOUR, font=font, anchor="lm")
     if opening is not None:
-        top_mm = max(1.0, float(opening.max()) * 1.1)
+        top_mm = max(1.0, float(max(opening.max(), own.max() if own is not None else 0.0)) * 1.1)
+        if own is not None:
+            curve(own, 0.0, top_mm, STAGE1_COLOUR, None, width=1)
         curve(opening, 0.0, top_mm, MOUTH_COLOUR, "left")
         draw.text((x0 - 8, y0 - 14), "mm", fill=MOUTH_COLOUR, font=font, anchor="rm")
 
     # legend: what each line is
-    items = ([("mouth opening, stage 1 (mm)", MOUTH_COLOUR)] if opening is not None else []) + [
+    items = ([("mouth opening (mm)", MOUTH_COLOUR)] if opening is not None else []) + [
         ("voice loudness (dB)", LOUDNESS_COLOUR)
     ]
+    if own is not None:
+        items.insert(1, ("stage 1's own (mm)", STAGE1_COLOUR))
     if active is not None and not all(active[:n]):
         items.append(("no voice", SILENCE_SHADE))
     x = x0 + 10
@@ -306,7 +320,7 @@ def lip_plot(trajectory: dict | None, width: int = 1000, height: int = 380) -> n
         if colour == SILENCE_SHADE:
             draw.rectangle([x, y0 - 21, x + 22, y0 - 7], fill=colour, outline=(170, 170, 170))
         else:
-            draw.line([x, y0 - 14, x + 22, y0 - 14], fill=colour, width=3)
+            draw.line([x, y0 - 14, x + 22, y0 - 14], fill=colour, width=1 if colour == STAGE1_COLOUR else 3)
         draw.text((x + 28, y0 - 14), text, fill=(40, 40, 40), font=small, anchor="lm")
         x += 40 + draw.textlength(text, font=small)
     return np.asarray(im)
@@ -364,7 +378,12 @@ def frame_preview(data: dict, height: int = PREVIEW_HEIGHT) -> tuple[np.ndarray,
     pair = [cv2.resize(im, (width, height), interpolation=cv2.INTER_AREA) for im in (source, frame)]
     gap = np.full((height, 6, 3), 255, np.uint8)
     image = np.concatenate([pair[0], gap, pair[1]], axis=1)
-    note = "" if edited is not None else " (no face: passed through)"
+    if edited is not None:
+        note = ""
+    elif data.get("kept"):
+        note = " (silent voice: the video's own mouth)"
+    else:
+        note = " (no face: passed through)"
     return image, f"original | edited, frame {data['frame']} ({data['frame'] / FPS:.2f} s){note}"
 
 

@@ -238,8 +238,10 @@ def data_only(pin: Pin) -> set[str]:
 
 
 def _dropped(filename: str, keep: set[str]) -> bool:
+    """A data file (not Python: the ``data`` package's ``__init__.py`` stays) that ``keep`` does not name."""
     folder, _, name = filename.rpartition("/")
-    return bool(keep) and (folder == "data" or folder.endswith("/data")) and name not in keep
+    in_data = folder == "data" or folder.endswith("/data")
+    return bool(keep) and in_data and not name.endswith(".py") and name not in keep
 
 
 def slim(src: Path, keep: set[str], cache: Path) -> Path:
@@ -452,9 +454,10 @@ def main(argv=None) -> int:
     (args.dest / "MANIFEST.json").write_text(json.dumps(manifest, indent=2) + "\n")
     print(f"\n{len(entries)} wheels for Python {args.python_version} in {args.dest}:")
     for e in entries:
-        lz = f" (LZMA repack of {e['pypi_bytes'] / 1e6:.1f} MB)" if e["lzma_repacked"] else ""
         if e["data_only"]:
-            lz += f" (of its data only {', '.join(e['data_only'])}; PyPI's is {e['pypi_bytes'] / 1e6:.1f} MB)"
+            lz = f" (of its data only {', '.join(e['data_only'])}; PyPI's is {e['pypi_bytes'] / 1e6:.1f} MB)"
+        else:
+            lz = f" (LZMA repack of {e['pypi_bytes'] / 1e6:.1f} MB)" if e["lzma_repacked"] else ""
         print(f"  {e['bytes'] / 1e6:7.2f} MB  {e['file']}{lz}")
     print(f"closure: {len(met)} requirements met, {len(assumed)} assumed, {len(missing)} missing")
     for line in assumed:

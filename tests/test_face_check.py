@@ -123,7 +123,7 @@ def test_the_run_clock_counts_on_and_estimates_what_is_left():
 
 def test_the_lip_plot_and_the_depth_panels_read_well():
     from joygen.outputs import DepthPreview
-    from joygen.views import SILENCE_SHADE, depth_panels, lip_plot
+    from joygen.views import SILENCE_SHADE, STAGE1_COLOUR, depth_panels, lip_plot
 
     n = 50
     trajectory = {"fps": 25, "loudness_db": np.linspace(-70, -10, n).tolist(), "mouth_open_mm": [4.0] * n}
@@ -134,6 +134,10 @@ def test_the_lip_plot_and_the_depth_panels_read_well():
     assert shade[:, : shaded.shape[1] // 3].sum() > 1000 and np.all(plain == SILENCE_SHADE, axis=-1).sum() < 100
     assert lip_plot({"fps": 25, "loudness_db": [-20.0] * n}) is not None  # the no-depth mode: loudness alone
     assert lip_plot(None) is None
+    # stage 1's own opening is a second, thin line only where smoothing or a silence changed what is drawn
+    same = lip_plot({**trajectory, "mouth_open_stage1_mm": [4.0] * n})
+    closed = lip_plot({**trajectory, "mouth_open_stage1_mm": [8.0] * n})
+    assert not np.all(same == STAGE1_COLOUR, axis=-1).any() and np.all(closed == STAGE1_COLOUR, axis=-1).sum() > 500
 
     depth = np.zeros((256, 256, 3), np.uint8)
     depth[160:200, 100:160] = 200
@@ -143,3 +147,15 @@ def test_the_lip_plot_and_the_depth_panels_read_well():
     assert image.shape[0] > 256 and image.shape[1] < 3 * 256  # a tall face box keeps its aspect
     panel = image[:256]
     assert (panel[..., 0].astype(int) - panel[..., 2]).max() > 50  # warm colours where the mouth is near
+
+
+def test_the_live_frame_says_why_a_frame_is_unedited():
+    from joygen.views import frame_preview
+
+    image = np.zeros((90, 160, 3), np.uint8)
+    _, caption = frame_preview({"frame": 25, "source": image, "edited": image, "kept": False})
+    assert caption == "original | edited, frame 25 (1.00 s)"
+    _, caption = frame_preview({"frame": 25, "source": image, "edited": None, "kept": True})
+    assert caption.endswith("(silent voice: the video's own mouth)")
+    _, caption = frame_preview({"frame": 25, "source": image, "edited": None, "kept": False})
+    assert caption.endswith("(no face: passed through)")

@@ -89,7 +89,12 @@ def test_data_only_keeps_the_named_file_and_a_matching_record(tmp_path):
     import zipfile
 
     src = tmp_path / "pkg-1.0-py3-none-any.whl"
-    files = {"pkg/__init__.py": b"x = 1\n", "pkg/data/a.onnx": b"A" * 100, "pkg/data/b.onnx": b"B" * 100}
+    files = {
+        "pkg/__init__.py": b"x = 1\n",
+        "pkg/data/__init__.py": b"",
+        "pkg/data/a.onnx": b"A" * 100,
+        "pkg/data/b.onnx": b"B" * 100,
+    }
     record = "".join(f"{n},sha256=0,{len(b)}\n" for n, b in files.items()) + "pkg-1.0.dist-info/RECORD,,\n"
     with zipfile.ZipFile(src, "w") as z:
         for name, data in files.items():
@@ -99,7 +104,8 @@ def test_data_only_keeps_the_named_file_and_a_matching_record(tmp_path):
     assert data_only(pin) == {"a.onnx"}
     out = slim(src, data_only(pin), tmp_path / "cache")
     with zipfile.ZipFile(out) as z:
-        assert sorted(z.namelist()) == ["pkg-1.0.dist-info/RECORD", "pkg/__init__.py", "pkg/data/a.onnx"]
+        kept = ["pkg-1.0.dist-info/RECORD", "pkg/__init__.py", "pkg/data/__init__.py", "pkg/data/a.onnx"]
+        assert sorted(z.namelist()) == kept
         assert z.read("pkg/data/a.onnx") == files["pkg/data/a.onnx"]  # byte for byte
         assert "pkg/data/b.onnx" not in z.read("pkg-1.0.dist-info/RECORD").decode()
     assert slim(src, set(), tmp_path / "cache") == src  # no flag: the wheel as PyPI served it
