@@ -599,4 +599,5 @@ class JoyGenPipeline:
                 num_frames=n,
                 device=str(self.device),
                 cache_dir=cfg.video.cache_dir or default_cache_dir(),
+                progress=lambda done, total: run.bar("lip_sync", done, total),
             )

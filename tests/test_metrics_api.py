@@ -107,7 +107,16 @@ def test_an_edits_weight_set_leads_to_its_folder(golden, tiny_weights):
 def test_an_edit_reports_its_lip_sync_beside_the_sources(tiny_pipeline, tmp_path, media):
     # the tiny set carries a tiny SyncNet: the report gets the sync block (numbers meaningless, and said so)
     cfg = tiny_pipeline.config.with_options(cache_dir=str(tmp_path / "cache"))
-    out = tiny_pipeline(media["face_mp4"], media["tone_wav"], tmp_path / "o.mp4", config=cfg)
+    steps = []
+    out = tiny_pipeline(
+        media["face_mp4"], media["tone_wav"], tmp_path / "o.mp4", config=cfg, progress=lambda *a: steps.append(a)
+    )
+    assert [s for s in steps if s[0] == "lip_sync"] == [
+        ("lip_sync", 0, 1),
+        ("lip_sync", 0, 2),
+        ("lip_sync", 1, 2),
+        ("lip_sync", 2, 2),
+    ]
     sync = out.report["sync"]
     assert sync is out.sync and sync["available"] is True
     assert sync["edited"]["status"] == "ok" and sync["source"]["status"] == "ok", sync

@@ -252,6 +252,7 @@ def edit_sync_block(
     num_frames: int,
     device: str = "cpu",
     cache_dir: str | Path | None = None,
+    progress=None,
 ) -> dict:
     """The ``sync`` block of an edit's report: the edited clip's lip sync beside the source's with its own voice.
 
@@ -259,9 +260,13 @@ def edit_sync_block(
     "source": row, "min_track": ..., "summary": one sentence}`` with rows as `sync_score` returns them. Shorter
     clips than the official 4 s are tracked with ``min_track = frames - 1`` (said in the block). The source's
     row is kept in ``cache_dir`` (keyed by the source file and the SyncNet file), so a second voice for the same
-    video scores only the edit.
+    video scores only the edit. ``progress(done, 2)`` is called before, between and after the two videos.
     """
     import json
+
+    def step(done: int) -> None:
+        if progress is not None:
+            progress(done, 2)
 
     from ..files import sha256_of
 
@@ -278,7 +283,9 @@ def edit_sync_block(
             "summary": sync_summary(short, None),
         }
     min_track = max(1, min(EDIT_MIN_TRACK, num_frames - 1))
+    step(0)
     edited_row = _never_raises(sync_score, edited, weights, device=device, min_track=min_track)
+    step(1)
     source_row: dict | None
     if not source_has_sound:
         source_row = _failed("the source has no sound of its own to compare with")
@@ -297,6 +304,7 @@ def edit_sync_block(
                     memo.write_text(json.dumps(source_row))
                 except OSError:
                     pass  # a cache that cannot be written only costs time next run
+    step(2)
     return {
         "available": True,
         "edited": edited_row,
