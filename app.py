@@ -44,7 +44,7 @@ EXAMPLES = [
 ]
 EXAMPLE_LABELS = [
     "Demo clip + Mandarin speech (JoyGen demo)",
-    "Photo (NASA astronaut) + English speech (espeak-ng)",
+    "Photo (NASA astronaut) + English speech with a pause (espeak-ng)",
     "Demo clip + its own voice, taken from the video file",
 ]
 # The page's options: config option -> (label, slider step). Defaults, ranges and help come from joygen.config.
@@ -64,6 +64,15 @@ EDIT_CONTROLS = {  # the edit only
     "silence_seconds": ("Shortest silence acted on (s)", 0.02),  # from 0.04: 0.3 (the default) is a step
     "smoothing": ("Smooth the lips and the face box over time", None),
     "expression_window": ("Lip smoothing window (frames)", None),
+}
+# Plain words on the page where the config's help (the CLI's, in `python app.py --help`) is technical;
+# {default} is the config's default.
+PAGE_HELP = {
+    "silence_mode": "Where the new voice pauses: close the mouth and hold it still (close), keep the video's own "
+    "mouth (keep-source), or let it move as the voice model says (off, as the original JoyGen). Default {default}.",
+    "silence_seconds": "Only pauses at least this long count. Default {default} s.",
+    "smoothing": "Steadier lips and face crop from frame to frame (off: as the original JoyGen).",
+    "expression_window": "How many frames the lip smoothing spans: more is steadier, 1 is none. Default {default}.",
 }
 # The /edit API's order (options added later come last, so that older clients keep working).
 OPTION_ORDER = [
@@ -234,6 +243,7 @@ def run_edit(face: str, voice: str, names: dict[str, str], options: dict, used: 
     ``live`` (a captioned image of the latest edited frame), and at the end ``video``, ``side``, ``timings``,
     ``report`` (paths and rows), ``summary`` (text). Failures are raised (`JoyGenError` for what a user can fix).
     """
+    from joygen.pipeline import TINY_WARNING
     from joygen.report import public_report
     from joygen.views import RunClock, depth_panels, frame_preview, lip_plot, summary_line, timing_rows
 
@@ -296,6 +306,7 @@ def run_edit(face: str, voice: str, names: dict[str, str], options: dict, used: 
                 report_path = work / "joygen-report.json"
                 report_path.write_text(json.dumps(report, indent=2) + "\n")
                 summary = summary_line(data)
+                notes = [w for w in data.warnings if w != TINY_WARNING]  # the page's banner says that one
                 yield {
                     "progress": _progress_html(
                         f"Done in {clock.elapsed:.0f} s: the results are below.", used, state="done"
@@ -306,7 +317,7 @@ def run_edit(face: str, voice: str, names: dict[str, str], options: dict, used: 
                     "depth": depth_panels(data.depth_previews),
                     "timings": timing_rows(data),
                     "report": str(report_path),
-                    "summary": " ".join([f"**Done.** {used}.", summary, *(f"Note: {w}." for w in data.warnings)]),
+                    "summary": " ".join([f"**Done.** {used}.", summary, *(f"Note: {w}." for w in notes)]),
                 }
                 return
     finally:
@@ -640,7 +651,8 @@ def _control(name: str, label: str, step: float | None, interactive: bool = True
     """A control for a config option: its default, range and help from joygen.config (``#opt-NAME`` in the page)."""
     f = option_fields()[name]
     meta, default = f.metadata, f.default
-    common = {"label": label, "info": info or option_help(name), "elem_id": f"opt-{name}"}
+    plain = PAGE_HELP.get(name, "").format(default=default)
+    common = {"label": label, "info": info or plain or option_help(name), "elem_id": f"opt-{name}"}
     if meta["kind"] is bool:
         return gr.Checkbox(default and interactive, interactive=interactive, **common)
     if meta["choices"]:
@@ -655,11 +667,15 @@ def _control(name: str, label: str, step: float | None, interactive: bool = True
     return gr.Slider(lo, hi, default, step=step, **common)
 
 
-_SCROLL_JS = "() => {{ document.getElementById('{target}')?.scrollIntoView({{behavior: 'smooth', block: 'start'}}); }}"
 # On a click, before the server answers: scroll to the progress element and say that the edit is on its way.
 _WAITING_JS = (
     "() => { document.getElementById('progress')?.scrollIntoView({behavior: 'smooth', block: 'start'}); "
     f"return {json.dumps(_progress_html('Waiting for the editor ...', 'If other edits are running, this one starts when one ends.'))}; }}"
+)
+# On "Check the face", before the server answers: scroll to the check's line and say that it is running.
+_CHECKING_JS = (
+    "() => { document.getElementById('check-line')?.scrollIntoView({behavior: 'smooth', block: 'start'}); "
+    "return 'Checking the face ... (a few seconds)'; }"
 )
 PAGE_EDIT_OUTPUTS = [
     "progress",
@@ -820,6 +836,21 @@ def build_demo(state: AppState | None = None) -> gr.Blocks:
 
         # which tab is selected decides which file is used
         private = {"api_visibility": "private"}  # the page's own wiring; the API is /edit and /check_face
+        # a setting that does nothing under another is greyed out there
+        edit_controls["silence_mode"].change(
+            lambda mode: gr.update(interactive=mode != "off"),
+            edit_controls["silence_mode"],
+            edit_controls["silence_seconds"],
+            queue=False,
+            **private,
+        )
+        edit_controls["smoothing"].change(
+            lambda on: gr.update(interactive=bool(on)),
+            edit_controls["smoothing"],
+            edit_controls["expression_window"],
+            queue=False,
+            **private,
+        )
         for tab, name, holder in (
             (tab_video, "video", face_tab),
             (tab_photo, "photo", face_tab),
@@ -868,7 +899,7 @@ def build_demo(state: AppState | None = None) -> gr.Blocks:
             api_visibility="private",
             concurrency_id="edit",  # the page and the API share --concurrency
         )
-        check_button.click(None, js=_SCROLL_JS.format(target="check-line"), queue=False, **private)
+        check_button.click(None, None, check_line, js=_CHECKING_JS, queue=False, **private)
         check_event = check_button.click(
             check_page,
             [face_tab, video, photo, first_face, frame, *face_controls],

@@ -255,7 +255,7 @@ class StabilityConfig(_Section):
     silence_seconds: float = option(
         0.3,
         f"shortest silence that silence_mode acts on, in seconds (after the voice detector's {HANGOVER_S:g} s hangover)",
-        range=(0.04, 60.0),
+        range=(0.04, 10.0),
     )
     silence_ease_frames: int = option(
         4, "frames over which the mouth eases into and out of a silence (close mode)", range=(0, 12)

@@ -88,20 +88,22 @@ def _duration(seconds: float) -> str:
 class RunClock:
     """The progress line of one run, from the pipeline's ``(stage, done, total)`` reports.
 
-    Elapsed time counts from the clock's creation and never restarts; time left is estimated from the pace of
-    the frames edited so far (said only once a batch has finished).
+    Elapsed time counts from the clock's creation and never restarts; time left is estimated, for the steps that
+    count (the frames; the two videos the lip sync scores), from the pace so far (said once one unit is done).
     """
+
+    COUNTED = {"edit": "frames", "lip_sync": "videos scored (the edit, then the source with its own voice)"}
 
     def __init__(self, now: Callable[[], float] = time.monotonic):
         self.now = now
         self.started = now()
         self.stage, self.done, self.total = "probe", 0, 1
-        self._edit_start: tuple[float, int] | None = None  # (time, frames done) of the first "edit" report
+        self._starts: dict[str, tuple[float, int]] = {}  # counted step -> (time, done) of its first report
 
     def update(self, stage: str, done: int, total: int) -> None:
         self.stage, self.done, self.total = stage, done, max(total, 1)
-        if stage == "edit" and self._edit_start is None:
-            self._edit_start = (self.now(), done)
+        if stage in self.COUNTED and stage not in self._starts:
+            self._starts[stage] = (self.now(), done)
 
     @property
     def elapsed(self) -> float:
@@ -114,13 +116,14 @@ class RunClock:
     @property
     def fraction(self) -> float | None:
         """How far the current step is (None: a step without a count, such as encoding)."""
-        return min(1.0, self.done / self.total) if self.stage == "edit" else None
+        return min(1.0, self.done / self.total) if self.stage in self.COUNTED else None
 
     def seconds_left(self) -> float | None:
-        """Time left for the frames, from their pace so far; None before the first batch or outside editing."""
-        if self.stage != "edit" or self._edit_start is None or self.done >= self.total:
+        """Time left in a counted step, from its pace so far; None before its first unit or in other steps."""
+        start = self._starts.get(self.stage)
+        if start is None or self.done >= self.total:
             return None
-        t0, d0 = self._edit_start
+        t0, d0 = start
         if self.done <= d0:
             return None
         pace = (self.now() - t0) / (self.done - d0)
@@ -129,14 +132,16 @@ class RunClock:
     def text(self) -> str:
         """E.g. "Editing the frames: 48 / 127 frames · 12 s elapsed · about 20 s left"."""
         parts = [self.label]
-        if self.stage == "edit":
-            parts[0] += f": {self.done} / {self.total} frames"
+        if self.stage in self.COUNTED:
+            parts[0] += f": {self.done} / {self.total} {self.COUNTED[self.stage]}"
         parts.append(f"{_duration(self.elapsed)} elapsed")
         left = self.seconds_left()
         if left is not None:
-            parts.append(f"about {_duration(left)} left for the frames")
+            parts.append(f"about {_duration(left)} left for the {'frames' if self.stage == 'edit' else 'lip sync'}")
         elif self.stage == "edit":
             parts.append("time left: known after the first batch")
+        elif self.stage == "lip_sync":
+            parts.append("time left: known once the edit is scored")
         return " · ".join(parts)
 
 
@@ -302,9 +307,9 @@ def lip_plot(trajectory: dict | None, width: int = 1000, height: int = 380) -> n
     draw.text((x1 + 8, y0 - 14), "dB", fill=LOUDNESS_COLOUR, font=font, anchor="lm")
     if opening is not None:
         top_mm = max(1.0, float(max(opening.max(), own.max() if own is not None else 0.0)) * 1.1)
-        if own is not None:
-            curve(own, 0.0, top_mm, STAGE1_COLOUR, None, width=1)
         curve(opening, 0.0, top_mm, MOUTH_COLOUR, "left")
+        if own is not None:  # on top, thin: visible where it runs with the drawn one too
+            curve(own, 0.0, top_mm, STAGE1_COLOUR, None, width=1)
         draw.text((x0 - 8, y0 - 14), "mm", fill=MOUTH_COLOUR, font=font, anchor="rm")
 
     # legend: what each line is
@@ -330,12 +335,10 @@ def lip_plot(trajectory: dict | None, width: int = 1000, height: int = 380) -> n
 
 
 def timing_rows(result: JoyGenOutput) -> list[list]:
-    """``[what, seconds, share %]``: the total and the frames per second first, then each stage, longest first."""
+    """``[what, seconds, share %]``: the total (with the frames per second) first, then each stage, longest first."""
     total = float(result.report.get("total_s") or sum(result.timings.values()) or 1e-9)
-    rows = [
-        ["Total", round(total, 2), 100.0],
-        [f"Frames per second ({result.num_frames} frames)", round(result.num_frames / total, 2), None],
-    ]
+    rate = f"{result.num_frames} frames, {result.num_frames / total:.2f} frames/s"
+    rows = [[f"Total ({rate})", round(total, 2), 100.0]]
     for k, v in sorted(result.timings.items(), key=lambda kv: -kv[1]):
         rows.append([TIMING_NAMES.get(k, k.replace("_", " ")), round(v, 2), round(100 * v / total, 1)])
     return rows
@@ -363,6 +366,9 @@ def summary_line(result: JoyGenOutput) -> str:
         seconds = sum(last - first + 1 for first, last in spans) / result.fps
         did = SILENCE_DID.get(silence.get("mode"), "")
         text += f" Silent voice: {len(spans)} span{'s' if len(spans) != 1 else ''}, {seconds:.1f} s{did}."
+    elif silence:
+        shortest = ((result.report.get("config") or {}).get("stability") or {}).get("silence_seconds")
+        text += f" Silent voice: no pause of {shortest:g} s or more." if shortest else " Silent voice: none."
     sync = result.sync
     if sync:
         text += " Lip sync: " + (sync["summary"] if sync.get("available") else sync.get("how", ""))

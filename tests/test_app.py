@@ -306,7 +306,7 @@ def test_browser_the_example_shows_each_stage_as_it_finishes(server, browser, tm
     assert "127 frames" in page.locator("#summary").inner_text()
     assert page.locator("#out-video video").count() == 1
     table = page.locator("#timings").inner_text()
-    assert table.index("Total") < table.index("Frames per second") < table.index("Drawing the new mouth")
+    assert table.index("Total") < table.index("frames/s") < table.index("Drawing the new mouth")
     assert page.locator("#report a").count() >= 1
     _no_error_badges(page)
     page.screenshot(path=str(tmp_path / "app-example-done.png"), full_page=True)

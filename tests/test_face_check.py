@@ -119,6 +119,12 @@ def test_the_run_clock_counts_on_and_estimates_what_is_left():
     clock.update("encode", 0, 1)
     assert clock.elapsed == pytest.approx(30.0) and clock.fraction is None  # elapsed never restarts
     assert clock.text().startswith("Encoding the video")
+    clock.update("lip_sync", 0, 2)  # the lip sync counts its two videos and estimates from the first
+    assert clock.seconds_left() is None and "time left: known once the edit is scored" in clock.text()
+    now[0] = 160.0
+    clock.update("lip_sync", 1, 2)  # the edit scored in 30 s
+    assert clock.seconds_left() == pytest.approx(30.0) and clock.fraction == pytest.approx(0.5)
+    assert "1 / 2 videos scored" in clock.text() and "about 30 s left for the lip sync" in clock.text()
 
 
 def test_the_lip_plot_and_the_depth_panels_read_well():

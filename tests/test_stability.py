@@ -526,10 +526,10 @@ def test_the_summary_line_says_what_was_done_in_silences():
     from joygen.views import summary_line
 
     def result(silence):
-        report = {"total_s": 10.0, "stability": {"silence": silence}}
+        report = {"total_s": 10.0, "stability": {"silence": silence}, "config": {"stability": {"silence_seconds": 0.3}}}
         return SimpleNamespace(report=report, num_frames=100, fps=25, frames_without_face=[], timings={}, sync=None)
 
     line = summary_line(result({"mode": "close", "spans": [[10, 47], [80, 91]]}))
     assert "Silent voice: 2 spans, 2.0 s, mouth closed." in line  # (38 + 12) frames / 25 fps
     assert "the video's own mouth kept" in summary_line(result({"mode": "keep-source", "spans": [[0, 24]]}))
-    assert "Silent voice" not in summary_line(result({"mode": "close", "spans": []}))
+    assert "Silent voice: no pause of 0.3 s or more." in summary_line(result({"mode": "close", "spans": []}))
