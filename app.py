@@ -243,8 +243,7 @@ def run_edit(face: str, voice: str, names: dict[str, str], options: dict, used: 
     ``live`` (a captioned image of the latest edited frame), and at the end ``video``, ``side``, ``timings``,
     ``report`` (paths and rows), ``summary`` (text). Failures are raised (`JoyGenError` for what a user can fix).
     """
-    from joygen.pipeline import TINY_WARNING
-    from joygen.report import public_report
+    from joygen.report import TINY_WARNING, public_report
     from joygen.views import RunClock, depth_panels, frame_preview, lip_plot, summary_line, timing_rows
 
     pipe = STATE.pipeline

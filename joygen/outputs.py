@@ -20,12 +20,13 @@ import numpy as np
 from .boxes import face_crop
 from .config import PipelineConfig
 from .editor.paste_back import EditFader
+from .errors import NoFaceError
 from .face3d.bfm import OUTER_LIP_468
 from .files import place_file
 from .frames import FrameBatch
 from .media import MediaInfo
 from .timeline import FPS
-from .video import ThreadedWriter, VideoWriter
+from .video import SourceFrames, ThreadedWriter, VideoWriter
 
 MAX_PREVIEWS = 8  # depth previews kept in the output, spread over the clip
 SIDE_BY_SIDE_HEIGHT = 720  # px; the side-by-side video is scaled down to at most this height
@@ -247,3 +248,20 @@ def write_run_files(
         np.save(folder / "expressions.npy", expressions)
     if shaped is not None:
         np.save(folder / "expressions_3d.npy", shaped)
+
+
+def check_some_face(log: FrameLog, source: SourceFrames, vinfo: MediaInfo, video, cfg: PipelineConfig) -> None:
+    """Raise `NoFaceError` when not one frame showed a face (nothing to edit: no output is written)."""
+    if len(log.no_face) < log.num_frames:
+        return
+    seen = source.num_source_frames  # None: the video was cut, only its first frames were used
+    if vinfo.still_image:
+        where = "the image"
+    elif seen:
+        where = f"any of the {seen} frames of"
+    else:
+        where = f"any of the first {log.num_frames} frames of"
+    raise NoFaceError(
+        f"no face found in {where} '{video}'; joygen needs a clearly visible, roughly frontal face "
+        f"(at least {cfg.face.min_face_size} px wide)"
+    )

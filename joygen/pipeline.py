@@ -42,7 +42,7 @@ from .config import PipelineConfig
 from .editor.face_parsing import FaceParser
 from .editor.mouth_editor import MouthEditor
 from .editor.whisper import WhisperFeatures
-from .errors import Cancelled, ConfigError, InputError, NoFaceError, WeightsError
+from .errors import ConfigError, InputError, WeightsError
 from .face3d.detection import FaceDetector
 from .face3d.mouth_depth import MouthDepth
 from .files import check_output, sha256_of, work_folder, write_text
@@ -54,23 +54,21 @@ from .outputs import (
     EditWriter,
     FrameLog,
     Previews,
+    check_some_face,
     intermediates_folder,
     save_intermediates,
     write_run_files,
 )
-from .report import Progress, ProgressCallback, StageTimer, build_report
+from .report import TINY_WARNING, ProgressCallback, RunLog, build_report
 from .stability import (
     BOX_DERIVATIVE_CUTOFF,
     BOX_MAX_SHIFT,
     BOX_RESET_IOU,
-    SG_ORDER,
     SilencePlan,
-    box_points,
     box_smoother,
-    motion_stats,
     plan_silence,
     shape_expressions,
-    shape_points,
+    stability_report,
 )
 from .timeline import FPS, Timeline
 from .trajectory import lip_trajectory, loudness
@@ -81,8 +79,6 @@ from .weights.locator import WeightSet, WeightsLocator, file_sha256
 
 # (kind, data): "trajectory" dict, "depth" list of DepthPreview, "frame" {"frame", "source", "edited"} (see __call__)
 PreviewCallback = Callable[[str, object], None]
-FRAME_PREVIEW_EVERY_S = 1.0  # the latest edited frame is handed to ``preview`` at most this often
-TINY_WARNING = "tiny random weights: this output is meaningless (a smoke test of the code paths)"
 CPU_WORKERS = min(8, os.cpu_count() or 1)  # threads for per-frame image work (alignment, warps, blending)
 CACHED_WEIGHTS = ("mtcnn", "dwpose", "vae", "face_parsing", "face_recon", "bfm")  # shape the per-video work
 
@@ -106,46 +102,6 @@ class JoyGenOutput:
     tiny_weights: bool = False  # True: made with random test weights, meaningless
     warnings: list[str] = field(default_factory=list)
     sync: dict | None = None  # lip sync (LSE-C, LSE-D) of the edit and the source, or how to add SyncNet
-
-
-class _Run:
-    """The bookkeeping of one call: stage timer, progress, warnings, wall clock."""
-
-    def __init__(self, progress: ProgressCallback | None, show: bool, tiny: bool, cancel: threading.Event | None):
-        self.timer, self.bar = StageTimer(), Progress(progress, show)
-        self.warnings = [TINY_WARNING] if tiny else []
-        self.cancel = cancel
-        self.started = time.perf_counter()
-        self.last_frame_preview = -float("inf")
-
-    def frame_preview_due(self) -> bool:
-        """True at most once per `FRAME_PREVIEW_EVERY_S` (the first batch always gets one)."""
-        now = time.perf_counter()
-        if now - self.last_frame_preview < FRAME_PREVIEW_EVERY_S:
-            return False
-        self.last_frame_preview = now
-        return True
-
-    def check_cancelled(self) -> None:
-        if self.cancel is not None and self.cancel.is_set():
-            raise Cancelled("the edit was cancelled")
-
-
-def check_some_face(log: FrameLog, source: SourceFrames, vinfo: MediaInfo, video, cfg: PipelineConfig) -> None:
-    """Raise `NoFaceError` when not one frame showed a face (nothing to edit: no output is written)."""
-    if len(log.no_face) < log.num_frames:
-        return
-    seen = source.num_source_frames  # None: the video was cut, only its first frames were used
-    if vinfo.still_image:
-        where = "the image"
-    elif seen:
-        where = f"any of the {seen} frames of"
-    else:
-        where = f"any of the first {log.num_frames} frames of"
-    raise NoFaceError(
-        f"no face found in {where} '{video}'; joygen needs a clearly visible, roughly frontal face "
-        f"(at least {cfg.face.min_face_size} px wide)"
-    )
 
 
 class JoyGenPipeline:
@@ -307,7 +263,7 @@ class JoyGenPipeline:
         """
         # 1. Check the settings, the inputs and the outputs, before any work.
         cfg = self._settings(config)
-        run = _Run(progress, show_progress, self.tiny_weights, cancel)
+        run = RunLog(progress, show_progress, TINY_WARNING if self.tiny_weights else None, cancel)
         vinfo, ainfo = self._check(video, audio, output, side_by_side, report, cfg, run)
         # 2. Read the voice and plan the timeline from its length.
         wav, timeline = self._read_voice(audio, ainfo, run)
@@ -384,7 +340,7 @@ class JoyGenPipeline:
         return cfg
 
     @staticmethod
-    def _check(video, audio, output, side_by_side, report, cfg: PipelineConfig, run: _Run):
+    def _check(video, audio, output, side_by_side, report, cfg: PipelineConfig, run: RunLog):
         run.bar("probe", 0, 1)
         with run.timer("probe"):
             vinfo, ainfo = check_inputs(video, audio, cfg)
@@ -397,7 +353,7 @@ class JoyGenPipeline:
         return vinfo, ainfo
 
     @staticmethod
-    def _read_voice(audio, ainfo: MediaInfo, run: _Run) -> tuple[np.ndarray, Timeline]:
+    def _read_voice(audio, ainfo: MediaInfo, run: RunLog) -> tuple[np.ndarray, Timeline]:
         with run.timer("audio_decode"):
             wav = load_audio(audio, info=ainfo)
         timeline = Timeline.from_samples(len(wav))
@@ -407,7 +363,7 @@ class JoyGenPipeline:
             )
         return wav, timeline
 
-    def _motion(self, audio, ainfo: MediaInfo, cfg: PipelineConfig, run: _Run) -> Motion | None:
+    def _motion(self, audio, ainfo: MediaInfo, cfg: PipelineConfig, run: RunLog) -> Motion | None:
         if not cfg.editor.use_depth:
             return None
         run.bar("audio_to_motion", 0, 1)
@@ -417,7 +373,7 @@ class JoyGenPipeline:
                 load_audio(audio, mono=False, info=ainfo), m.seed, m.temperature, m.mouth_amp, m.hubert_input
             )
 
-    def _voice(self, wav: np.ndarray, n: int, cfg: PipelineConfig, run: _Run) -> tuple[VoiceActivity, SilencePlan]:
+    def _voice(self, wav: np.ndarray, n: int, cfg: PipelineConfig, run: RunLog) -> tuple[VoiceActivity, SilencePlan]:
         run.bar("voice_activity", 0, 1)
         with run.timer("voice_activity"):
             voice = self.vad(wav, n)
@@ -449,7 +405,7 @@ class JoyGenPipeline:
         return trajectory
 
     @contextmanager
-    def _video_cache(self, video, cfg: PipelineConfig, run: _Run) -> Iterator[VideoCache | None]:
+    def _video_cache(self, video, cfg: PipelineConfig, run: RunLog) -> Iterator[VideoCache | None]:
         """The cache entry of this video under every setting and weight file that shapes the per-video work;
         flushed when the batches end, also after a failure (finished frames stay reusable)."""
         if not cfg.video.cache:
@@ -478,7 +434,7 @@ class JoyGenPipeline:
                 run.warnings.append(f"the per-video cache was not stored ({cache.problem}); the edit is complete")
 
     @staticmethod
-    def _write(batch, writer: EditWriter, log: FrameLog, previews: Previews, inter, preview, run: _Run) -> None:
+    def _write(batch, writer: EditWriter, log: FrameLog, previews: Previews, inter, preview, run: RunLog) -> None:
         """Step 10: the batch's frames into the videos, its facts into the log, its previews out, its
         intermediates written."""
         with run.timer("video_encode"):
@@ -501,7 +457,7 @@ class JoyGenPipeline:
         return Path(tempfile.mkdtemp(prefix="joygen-out-")) / f"{Path(video).stem}_joygen.mp4"
 
     def _finish(
-        self, final, vinfo, ainfo, timeline, source, motion, trajectory, log, previews, inter, report, cfg, run: _Run,
+        self, final, vinfo, ainfo, timeline, source, motion, trajectory, log, previews, inter, report, cfg, run: RunLog,
         *, voice: VoiceActivity, plan: SilencePlan, expressions: np.ndarray | None,
     ) -> JoyGenOutput:  # fmt: skip
         """Build the result and its report; write the report and the run's intermediates."""
@@ -530,7 +486,7 @@ class JoyGenPipeline:
             weights=self.weights.describe(),
             sync=sync,
             voice=voice.to_report(plan.spans),
-            stability=self._stability_report(cfg, plan, voice, motion, expressions, log, n),
+            stability=stability_report(cfg.stability, plan, voice.active, log, trajectory),
         )
         if report is not None:
             report_dict["weights"] = self.weights.describe(with_hashes=True)
@@ -555,37 +511,7 @@ class JoyGenPipeline:
             sync=sync,
         )
 
-    def _stability_report(self, cfg, plan, voice, motion, expressions, log: FrameLog, n: int) -> dict:
-        """The report's ``stability`` block: what silence_mode and smoothing did, and the jitter they left."""
-        st, active = cfg.stability, voice.active
-        jitter = {
-            "box_px": {
-                "detected": motion_stats(box_points(log.detected), active, 3),
-                "crop": motion_stats(box_points(log.boxes), active, 3),
-            }
-        }
-        if motion is not None:
-            fm = self.depth.face_model
-            jitter["mouth_open_mm"] = {
-                "stage1": motion_stats(lip_trajectory(fm, motion.expressions[:n])["mouth_open_mm"], active),
-                "edited": motion_stats(lip_trajectory(fm, expressions[:n])["mouth_open_mm"], active),
-            }
-            jitter["lip_shape_px"] = motion_stats(shape_points(log.lips), active, 3)
-        smoothing = {"expressions": None, "boxes": None}
-        if st.smoothing and motion is not None and st.expression_window > 1:
-            smoothing["expressions"] = {"filter": "Savitzky-Golay", "window": st.expression_window, "order": SG_ORDER}
-        if st.smoothing:
-            smoothing["boxes"] = {
-                "filter": "one-euro, causal, over source frames",
-                "min_cutoff_hz": st.box_min_cutoff,
-                "beta": st.box_beta,
-                "derivative_cutoff_hz": BOX_DERIVATIVE_CUTOFF,
-                "max_shift": BOX_MAX_SHIFT,
-                "reset_iou": BOX_RESET_IOU,
-            }
-        return {"silence": plan.to_report(), "smoothing": smoothing, "jitter": jitter}
-
-    def _lip_sync(self, final: Path, vinfo: MediaInfo, n: int, cfg: PipelineConfig, run: _Run) -> dict:
+    def _lip_sync(self, final: Path, vinfo: MediaInfo, n: int, cfg: PipelineConfig, run: RunLog) -> dict:
         """The edit's LSE-C / LSE-D beside the source's with its own voice (`joygen.metrics`)."""
         from .metrics.api import edit_sync_block
 

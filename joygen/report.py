@@ -1,4 +1,4 @@
-"""Per-stage timing, progress reporting and the JSON run report."""
+"""Per-stage timing, progress reporting, the bookkeeping of one run and the JSON run report."""
 
 from __future__ import annotations
 
@@ -6,10 +6,13 @@ import datetime
 import platform
 import re
 import sys
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
+
+from .errors import Cancelled
 
 ProgressCallback = Callable[[str, int, int], None]  # (stage, done, total)
 
@@ -207,3 +210,32 @@ def public_text(text: str, names: dict[str, str] | None = None) -> str:
     for path, name in sorted(((str(k), v) for k, v in (names or {}).items() if str(k)), key=lambda kv: -len(kv[0])):
         text = text.replace(path, name)
     return _ABSOLUTE_PATH.sub(lambda m: _last_component(m.group(0)), text)
+
+
+FRAME_PREVIEW_EVERY_S = 1.0  # the latest edited frame is handed to ``preview`` at most this often
+TINY_WARNING = "tiny random weights: this output is meaningless (a smoke test of the code paths)"
+
+
+class RunLog:
+    """The bookkeeping of one call: stage timer, progress, warnings, wall clock."""
+
+    def __init__(
+        self, progress: ProgressCallback | None, show: bool, warning: str | None, cancel: threading.Event | None
+    ):
+        self.timer, self.bar = StageTimer(), Progress(progress, show)
+        self.warnings = [warning] if warning else []  # warning: the first one (the tiny weights')
+        self.cancel = cancel
+        self.started = time.perf_counter()
+        self.last_frame_preview = -float("inf")
+
+    def frame_preview_due(self) -> bool:
+        """True at most once per `FRAME_PREVIEW_EVERY_S` (the first batch always gets one)."""
+        now = time.perf_counter()
+        if now - self.last_frame_preview < FRAME_PREVIEW_EVERY_S:
+            return False
+        self.last_frame_preview = now
+        return True
+
+    def check_cancelled(self) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise Cancelled("the edit was cancelled")

@@ -298,3 +298,35 @@ def shape_points(points: np.ndarray) -> np.ndarray:
     """``[N, P, 2]`` points less their per-frame centroid: the shape's motion without the head's."""
     p = np.asarray(points, np.float64)
     return p - p.mean(axis=1, keepdims=True)
+
+
+def stability_report(st, plan: SilencePlan, active: np.ndarray, log, trajectory: dict) -> dict:
+    """The report's ``stability`` block: what silence_mode and smoothing (``st``, a `StabilityConfig`) did, and
+    the jitter they left: box motion from ``log`` (`joygen.outputs.FrameLog`), and with the 3D stage the mouth
+    opening (stage 1's and the one drawn, from ``trajectory``) and the lip shape."""
+    jitter = {
+        "box_px": {
+            "detected": motion_stats(box_points(log.detected), active, 3),
+            "crop": motion_stats(box_points(log.boxes), active, 3),
+        }
+    }
+    with_3d = "mouth_open_stage1_mm" in trajectory
+    if with_3d:
+        jitter["mouth_open_mm"] = {
+            "stage1": motion_stats(np.asarray(trajectory["mouth_open_stage1_mm"]), active),
+            "edited": motion_stats(np.asarray(trajectory["mouth_open_mm"]), active),
+        }
+        jitter["lip_shape_px"] = motion_stats(shape_points(log.lips), active, 3)
+    smoothing = {"expressions": None, "boxes": None}
+    if st.smoothing and with_3d and st.expression_window > 1:
+        smoothing["expressions"] = {"filter": "Savitzky-Golay", "window": st.expression_window, "order": SG_ORDER}
+    if st.smoothing:
+        smoothing["boxes"] = {
+            "filter": "one-euro, causal, over source frames",
+            "min_cutoff_hz": st.box_min_cutoff,
+            "beta": st.box_beta,
+            "derivative_cutoff_hz": BOX_DERIVATIVE_CUTOFF,
+            "max_shift": BOX_MAX_SHIFT,
+            "reset_iou": BOX_RESET_IOU,
+        }
+    return {"silence": plan.to_report(), "smoothing": smoothing, "jitter": jitter}
