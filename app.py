@@ -656,10 +656,8 @@ def _control(name: str, label: str, step: float | None, interactive: bool = True
         return gr.Checkbox(default and interactive, interactive=interactive, **common)
     if meta["choices"]:
         return gr.Radio(list(meta["choices"]), value=default, interactive=interactive, **common)
-    if name == "expression_window":  # 1 (off) or an odd window: the values the config accepts, as a list
-        lo, hi = meta["range"]
-        choices = [1, *range(5, hi + 1, 2)]
-        return gr.Dropdown(choices, value=default, interactive=interactive, **common)
+    if meta["values"]:  # not every number in the range: the values the config accepts, as a list
+        return gr.Dropdown(list(meta["values"]), value=default, interactive=interactive, **common)
     lo, hi = meta["range"]
     if hi is None or hi - lo > 10_000:
         return gr.Number(default, precision=0 if meta["kind"] is int else None, minimum=lo, maximum=hi, **common)

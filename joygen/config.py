@@ -34,6 +34,7 @@ def option(
     *,
     range: tuple[float | None, float | None] | None = None,
     choices: tuple[str, ...] | None = None,
+    values: tuple[int, ...] | None = None,
     pattern: str | None = None,
     kind: type | None = None,
     optional: bool = False,
@@ -48,6 +49,7 @@ def option(
         help: one line for a person (shown by the CLI and the app).
         range: inclusive (low, high) bounds of a number; None for no bound.
         choices: the allowed strings.
+        values: the allowed numbers, where not every number in ``range`` is (the app offers them as a list).
         pattern: a regular expression a string must match in full.
         kind: the value's type where the default does not say (a None default).
         optional: None is allowed (and means what the help says).
@@ -59,6 +61,7 @@ def option(
         "help": help,
         "range": range,
         "choices": choices,
+        "values": values,
         "pattern": pattern,
         "kind": kind or type(default),
         "optional": optional or default is None,
@@ -124,6 +127,8 @@ def _check(name: str, value: Any, meta: dict) -> Any:
                 raise fail()
         lo, hi = meta["range"] or (None, None)
         if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise fail()
+        if meta["values"] and value not in meta["values"]:
             raise fail()
         return value
     if kind is str:
@@ -269,6 +274,7 @@ class StabilityConfig(_Section):
         5,
         "Savitzky-Golay window over stage 1's expressions, in frames (1: no expression smoothing)",
         range=(1, 25),
+        values=(1, *range(5, 26, 2)),
         accepts="an odd number of frames from 5 to 25, or 1 (no expression smoothing)",
     )
     box_min_cutoff: float = option(
@@ -279,13 +285,6 @@ class StabilityConfig(_Section):
         "face-box one-euro filter: how much the cutoff rises with the head's speed (higher: follows motion sooner)",
         range=(0.0, 100.0),
     )
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        w = self.expression_window
-        if w != 1 and (w % 2 == 0 or w < 5):
-            meta = {f.name: f.metadata for f in dataclasses.fields(self)}["expression_window"]
-            raise ConfigError("expression_window", f"option 'expression_window' must be {describe(meta)} (got {w})")
 
 
 @dataclass(frozen=True)
