@@ -161,9 +161,12 @@ def _no_error_badges(page) -> None:
 def test_the_app_module_imports_without_side_effects():
     import importlib
 
-    app = importlib.import_module("app")
-    assert app.STATE.pipeline is None  # nothing loaded at import
-    demo = app.build_demo(app.AppState(panel="panel"))
+    importlib.import_module("app")
+    from webapp import server
+    from webapp.page import build_demo
+
+    assert server.STATE.pipeline is None  # nothing loaded at import
+    demo = build_demo(server.AppState(panel="panel"))
     names = {d.get("api_name") for d in demo.config["dependencies"] if d.get("api_visibility", "public") == "public"}
     assert {"edit", "check_face"} <= names
 
@@ -176,7 +179,9 @@ def test_the_tiny_weights_page_says_so(server):
 
 
 def test_help_and_readme_describe_every_control():
-    import app
+    from webapp.page import build_demo
+    from webapp.parts import EDIT_CONTROLS, FACE_CONTROLS
+    from webapp.server import AppState
 
     run = subprocess.run(
         [sys.executable, str(ROOT / "app.py"), "--help"],
@@ -193,13 +198,13 @@ def test_help_and_readme_describe_every_control():
     assert "--batch-size" in flags  # a server setting, not a visitor's control
     for flag in set(flags) - {"--help"}:
         assert flag in section, f"the README's 'The app' does not mention {flag}"
-    for name, (label, _) in {**app.FACE_CONTROLS, **app.EDIT_CONTROLS}.items():
+    for name, (label, _) in {**FACE_CONTROLS, **EDIT_CONTROLS}.items():
         assert label in help_text and label in section, label
         from joygen.config import option_help
 
         assert " ".join(option_help(name).split()) in help_text  # the help line of joygen.config
     assert "Check the face" in section and "Check the face" in help_text
-    page = _page_text(app.build_demo(app.AppState(panel="panel")).config)
+    page = _page_text(build_demo(AppState(panel="panel")).config)
     assert "batch" not in page.lower()  # no batch size control on the page
 
 

@@ -233,18 +233,21 @@ def test_a_cancelled_run_stops_within_one_batch(tiny_pipeline, media, tmp_path):
 
 @pytest.mark.slow
 def test_cancelling_an_app_job_stops_the_edit(tiny_pipeline, media, tmp_path, monkeypatch):
-    import app
+    from webapp import server
+    from webapp.edit import run_edit
 
     calls = []
     original = tiny_pipeline.editor.generate
     monkeypatch.setattr(tiny_pipeline.editor, "generate", lambda *a, **k: calls.append(1) or original(*a, **k))
-    monkeypatch.setattr(app, "STATE", app.AppState(pipeline=tiny_pipeline, depth=True, max_seconds=60, batch_size=2))
+    monkeypatch.setattr(
+        server, "STATE", server.AppState(pipeline=tiny_pipeline, depth=True, max_seconds=60, batch_size=2)
+    )
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
     long_voice = tmp_path / "voice.wav"
     from helpers import ffmpeg
 
     ffmpeg("-f", "lavfi", "-i", "sine=frequency=220:sample_rate=16000:duration=4", str(long_voice))
-    job = app.run_edit(str(media["face_noaudio_mp4"]), str(long_voice), {}, {})
+    job = run_edit(str(media["face_noaudio_mp4"]), str(long_voice), {}, {})
     for update in job:
         if "plot" in update:  # the lip trajectory: stage 1 is done, the frames are being edited
             break
