@@ -11,16 +11,15 @@ are thin layers over this class and share its `PipelineConfig`.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,7 +44,7 @@ from .editor.whisper import WhisperFeatures
 from .errors import ConfigError, InputError, WeightsError
 from .face3d.detection import FaceDetector
 from .face3d.mouth_depth import MouthDepth
-from .files import check_output, sha256_of, work_folder, write_text
+from .files import check_output, work_folder, write_text
 from .frames import Models, analyse, batches, generate, mouth_depth, paste
 from .media import MediaInfo, check_inputs, load_audio, same_file
 from .motion.audio_to_motion import AudioToMotion, Motion
@@ -61,9 +60,6 @@ from .outputs import (
 )
 from .report import TINY_WARNING, ProgressCallback, RunLog, build_report
 from .stability import (
-    BOX_DERIVATIVE_CUTOFF,
-    BOX_MAX_SHIFT,
-    BOX_RESET_IOU,
     SilencePlan,
     box_smoother,
     plan_silence,
@@ -71,16 +67,15 @@ from .stability import (
     stability_report,
 )
 from .timeline import FPS, Timeline
-from .trajectory import lip_trajectory, loudness
+from .trajectory import run_trajectory
 from .video import SourceFrames, decoded
-from .video_cache import VideoCache, default_cache_dir
+from .video_cache import CACHED_WEIGHTS, default_cache_dir, fingerprint, open_entry
 from .voice_activity import VoiceActivity, VoiceActivityDetector
 from .weights.locator import WeightSet, WeightsLocator, file_sha256
 
 # (kind, data): "trajectory" dict, "depth" list of DepthPreview, "frame" {"frame", "source", "edited"} (see __call__)
 PreviewCallback = Callable[[str, object], None]
 CPU_WORKERS = min(8, os.cpu_count() or 1)  # threads for per-frame image work (alignment, warps, blending)
-CACHED_WEIGHTS = ("mtcnn", "dwpose", "vae", "face_parsing", "face_recon", "bfm")  # shape the per-video work
 
 __all__ = ["DepthPreview", "JoyGenOutput", "JoyGenPipeline", "check_inputs"]  # check_inputs: from media
 
@@ -278,7 +273,9 @@ class JoyGenPipeline:
         #    (`joygen.stability`) they drive stage 2.
         motion = self._motion(audio, ainfo, cfg, run)
         expressions = self._expressions(motion, n, plan, cfg)
-        trajectory = self._trajectory(wav, n, motion, expressions, voice, preview)
+        trajectory = run_trajectory(self.depth and self.depth.face_model, wav, n, motion, expressions, voice.active)
+        if preview:
+            preview("trajectory", trajectory)
         inter = intermediates_folder(intermediates, cfg.editor.use_depth)
         log, previews = FrameLog(n, inter is not None, motion is not None), Previews(n)
         models = Models(self.face_detector, self.face_parser, self.editor, self.depth)
@@ -390,48 +387,17 @@ class JoyGenPipeline:
             motion.expressions, n, plan, cfg.stability, self.depth.face_model.lip_gap_basis().cpu().numpy()
         )
 
-    def _trajectory(self, wav, n: int, motion: Motion | None, expressions, voice: VoiceActivity, preview) -> dict:
-        """Loudness and voice activity per frame, and the mouth opening and width that stage 2 will draw (with
-        stage 1's own opening beside it), shown before the video is done."""
-        trajectory = {"fps": FPS, **{k: np.round(v, 3).tolist() for k, v in loudness(wav, n).items()}}
-        trajectory["voice_active"] = voice.active.tolist()
-        if motion is not None:
-            curves = lip_trajectory(self.depth.face_model, expressions[:n])
-            trajectory.update({k: np.round(v, 4).tolist() for k, v in curves.items() if k != "time_s"})
-            stage1 = lip_trajectory(self.depth.face_model, motion.expressions[:n])["mouth_open_mm"]
-            trajectory["mouth_open_stage1_mm"] = np.round(stage1, 4).tolist()
-        if preview:
-            preview("trajectory", trajectory)
-        return trajectory
-
-    @contextmanager
-    def _video_cache(self, video, cfg: PipelineConfig, run: RunLog) -> Iterator[VideoCache | None]:
-        """The cache entry of this video under every setting and weight file that shapes the per-video work;
-        flushed when the batches end, also after a failure (finished frames stay reusable)."""
+    def _video_cache(self, video, cfg: PipelineConfig, run: RunLog):
+        """This video's cache entry (`joygen.video_cache.open_entry`), or a null context when the cache is off."""
         if not cfg.video.cache:
-            yield None
-            return
+            return nullcontext()
         with run.timer("video_cache"):
-            weights = {
+            hashes = {
                 n: [file_sha256(p) for p in self.weights[n].files.values()] for n in CACHED_WEIGHTS if n in self.weights
             }
-            st = cfg.stability
-            box_filter = [st.box_min_cutoff, st.box_beta, BOX_DERIVATIVE_CUTOFF, BOX_MAX_SHIFT, BOX_RESET_IOU]
-            fingerprint = {
-                "fps": FPS,
-                "face": {k: v for k, v in dataclasses.asdict(cfg.face).items() if k != "crossfade_frames"},
-                "box_smoothing": box_filter if st.smoothing else None,  # smoothed boxes change the crops
-                "expand": cfg.blend.expand,
-                "dtype": str(self.editor.dtype),
-                "weights": weights or {"process": self._session},  # models not from files: this process only
-            }
-            cache = VideoCache(cfg.video.cache_dir or default_cache_dir(), sha256_of(video), fingerprint)
-        try:
-            yield cache
-        finally:
-            cache.flush()
-            if cache.problem:
-                run.warnings.append(f"the per-video cache was not stored ({cache.problem}); the edit is complete")
+            hashes = hashes or {"process": self._session}  # models not from files: this process only
+            key = fingerprint(cfg, hashes, str(self.editor.dtype))
+            return open_entry(video, key, cfg.video.cache_dir or default_cache_dir(), run.warnings)
 
     @staticmethod
     def _write(batch, writer: EditWriter, log: FrameLog, previews: Previews, inter, preview, run: RunLog) -> None:

@@ -54,3 +54,17 @@ def loudness(wav: np.ndarray, num_frames: int, fps: int = FPS) -> dict[str, np.n
         frames[usable, : len(tail)] = tail[:hop]
     rms = np.sqrt(np.einsum("ij,ij->i", frames, frames, dtype=np.float64) / hop)
     return {"time_s": np.arange(num_frames) / fps, "loudness_db": 20 * np.log10(np.maximum(rms, 1e-5))}
+
+
+def run_trajectory(face_model, wav: np.ndarray, n: int, motion, expressions, voice_active: np.ndarray) -> dict:
+    """What the lip plot of a run shows, per frame: loudness and voice activity, and with stage 1 (``motion``,
+    a `joygen.motion.audio_to_motion.Motion`) the mouth opening and width that stage 2 will draw from
+    ``expressions``, with stage 1's own opening beside it."""
+    trajectory = {"fps": FPS, **{k: np.round(v, 3).tolist() for k, v in loudness(wav, n).items()}}
+    trajectory["voice_active"] = np.asarray(voice_active).tolist()
+    if motion is not None:
+        curves = lip_trajectory(face_model, expressions[:n])
+        trajectory.update({k: np.round(v, 4).tolist() for k, v in curves.items() if k != "time_s"})
+        stage1 = lip_trajectory(face_model, motion.expressions[:n])["mouth_open_mm"]
+        trajectory["mouth_open_stage1_mm"] = np.round(stage1, 4).tolist()
+    return trajectory

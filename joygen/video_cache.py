@@ -14,11 +14,13 @@ a run never holds more than a chunk or two in memory, and a run interrupted part
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
 import tempfile
 from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,12 +28,47 @@ import numpy as np
 
 from .face3d.detection import Face
 from .face3d.reconstruction import Alignment
-from .files import os_error_text
+from .files import os_error_text, sha256_of
+from .stability import BOX_DERIVATIVE_CUTOFF, BOX_MAX_SHIFT, BOX_RESET_IOU
+from .timeline import FPS
 
 CHUNK = 64  # source frames per cache file
 LATENT_SHAPE = (8, 32, 32)  # masked + reference latents of one face
 PARSING_SIDE = 512  # px; the face-parsing mask is stored bit-packed at this size
 CACHE_VERSION = 2  # 2: the detector's own box beside the (smoothed) crop box
+CACHED_WEIGHTS = ("mtcnn", "dwpose", "vae", "face_parsing", "face_recon", "bfm")  # shape the per-video work
+
+
+def fingerprint(cfg, weights: dict, dtype: str) -> dict:
+    """Every setting that shapes the per-video work (`CACHED_WEIGHTS`' file hashes given as ``weights``): the key
+    of a video's entry beside its sha256. ``cfg``: a `joygen.config.PipelineConfig`."""
+    st = cfg.stability
+    box_filter = [st.box_min_cutoff, st.box_beta, BOX_DERIVATIVE_CUTOFF, BOX_MAX_SHIFT, BOX_RESET_IOU]
+    return {
+        "fps": FPS,
+        "face": {k: v for k, v in dataclasses.asdict(cfg.face).items() if k != "crossfade_frames"},
+        "box_smoothing": box_filter if st.smoothing else None,  # smoothed boxes change the crops
+        "expand": cfg.blend.expand,
+        "dtype": dtype,
+        "weights": weights,
+    }
+
+
+def open_entry(video: str | Path, key: dict, cache_dir: str | Path, warnings: list[str]):
+    """The entry of ``video`` under ``key`` (`fingerprint`), as a context: flushed when the batches end, also
+    after a failure (finished frames stay reusable); a failed store adds a warning (the edit is complete)."""
+    cache = VideoCache(cache_dir, sha256_of(video), key)
+
+    @contextmanager
+    def flushed():
+        try:
+            yield cache
+        finally:
+            cache.flush()
+            if cache.problem:
+                warnings.append(f"the per-video cache was not stored ({cache.problem}); the edit is complete")
+
+    return flushed()
 
 
 def default_cache_dir() -> Path:

@@ -10,6 +10,7 @@ import gradio as gr
 from joygen.errors import WeightsError
 
 from . import server
+from .notes import face_note, too_big_note, voice_note
 from .parts import FACE_CONTROLS, FACE_TAB_NAMES, message, note, shown_name, upload_names
 from .server import gpu
 
@@ -82,7 +83,6 @@ def _face_check(path: str) -> tuple[tuple[str, str], object]:
     """``((level, text), frame slider update)`` for a face file that just arrived."""
     from joygen.face_check import SCAN_BATCH
     from joygen.media import check_video
-    from joygen.views import face_note
 
     try:
         info = check_video(path, server.config())
@@ -109,7 +109,6 @@ def _voice_check(path: str) -> tuple[str, str]:
 
     from joygen.media import check_audio, load_audio
     from joygen.trajectory import loudness
-    from joygen.views import voice_note
 
     try:
         info = check_audio(path, server.config())
@@ -160,7 +159,6 @@ def on_face_other(path, face_tab):
 
 def on_too_big(event: str):
     """A file over the upload limit, named by the page before uploading it: said beside its box."""
-    from joygen.views import too_big_note
 
     if not event:
         return (gr.skip(),) * 4
