@@ -83,6 +83,10 @@ class Server:
         with urllib.request.urlopen(url if url.startswith("http") else self.url + url.lstrip("/"), timeout=60) as r:
             return r.read()
 
+    def log_tail(self, chars: int = 3000) -> str:
+        self.log.flush()
+        return Path(self.log.name).read_text()[-chars:]
+
     def stop(self) -> None:
         self.proc.terminate()
         try:
@@ -402,12 +406,18 @@ def test_browser_check_the_face(server, browser, media, tmp_path):
     top.fill("0.8")
     top.press("Enter")
     page.locator("#check-button").click()
-    page.wait_for_function(
-        "(src) => { const im = document.querySelectorAll('#check-gallery img')[2]; return im && im.src !== src; }",
-        arg=mask_before,
+    page.wait_for_selector("#check-line:has-text('Checking the face')", timeout=60_000)  # said at once
+    page.wait_for_function(  # then the check's own answer, or its failure beside the face
+        "() => { const t = document.querySelector('#check-line')?.innerText || '';"
+        " return !t.includes('Checking the face') && (t.includes('face.mp4') || !!document.querySelector("
+        "'#video-note .jg-note.error')); }",
         timeout=300_000,
     )
     page.screenshot(path=str(tmp_path / "app-check-again.png"))
+    said = {k: page.locator(k).inner_text() for k in ("#check-line", "#video-note")}
+    mask_after = page.evaluate("() => document.querySelectorAll('#check-gallery img')[2]?.getAttribute('src')")
+    log = server.log_tail()
+    assert mask_after != mask_before, f"the mask did not change with the mouth-mask top: {said}; server: {log}"
     _no_error_badges(page)
 
 

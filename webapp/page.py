@@ -258,6 +258,7 @@ def build_demo(state: AppState | None = None) -> gr.Blocks:
             show_progress_on=[check_line],
             api_visibility="private",
             concurrency_id="check",
+            trigger_mode="always_last",  # a click while a check runs is not dropped: the latest settings are checked
         )
 
         def clear():
