@@ -204,7 +204,7 @@ def _box_aspect(box) -> float | None:
 
 def depth_panels(previews: list[DepthPreview]) -> list[tuple[np.ndarray, str]]:
     """One image per preview: the face crop, the mouth depth over it and the depth alone (near = warm), at the
-    face box's aspect, with a near/far legend underneath; captioned with the frame and its time."""
+    face box's aspect, with a near/far legend above (the page's captions sit at the bottom); captioned with the frame and its time."""
     out = []
     for p in previews:
         aspect = _box_aspect(getattr(p, "box", None))
@@ -213,7 +213,7 @@ def depth_panels(previews: list[DepthPreview]) -> list[tuple[np.ndarray, str]]:
         gap = np.full((face.shape[0], 6, 3), 255, np.uint8)
         row = np.concatenate([face, gap, depth_over(face, depth), gap, colourise_depth(depth)], axis=1)
         legend = depth_legend(row.shape[1])
-        out.append((np.concatenate([row, legend], axis=0), f"frame {p.frame} ({p.frame / FPS:.2f} s)"))
+        out.append((np.concatenate([legend, row], axis=0), f"frame {p.frame} ({p.frame / FPS:.2f} s)"))
     return out
 
 
@@ -434,8 +434,8 @@ def face_check_images(check: FaceCheck, max_side: int = 720) -> list[tuple[np.nd
         crop = check.crop
         over = depth_over(crop, check.face_depth, alpha=0.35) if check.face_depth is not None else crop
         over = depth_over(over, check.mouth_depth, alpha=0.8)
-        legend = depth_legend(crop.shape[1])
-        images.append((np.concatenate([over, legend], axis=0), "3D fit: depth, near = warm"))
+        legend = depth_legend(crop.shape[1])  # above: the caption covers the bottom edge
+        images.append((np.concatenate([legend, over], axis=0), "3D fit: depth, near = warm"))
     return images
 
 

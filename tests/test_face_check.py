@@ -129,7 +129,7 @@ def test_the_run_clock_counts_on_and_estimates_what_is_left():
 
 def test_the_lip_plot_and_the_depth_panels_read_well():
     from joygen.outputs import DepthPreview
-    from joygen.views import SILENCE_SHADE, STAGE1_COLOUR, depth_panels, lip_plot
+    from joygen.views import LEGEND_HEIGHT, SILENCE_SHADE, STAGE1_COLOUR, depth_panels, lip_plot
 
     n = 50
     trajectory = {"fps": 25, "loudness_db": np.linspace(-70, -10, n).tolist(), "mouth_open_mm": [4.0] * n}
@@ -151,7 +151,10 @@ def test_the_lip_plot_and_the_depth_panels_read_well():
     ((image, caption),) = depth_panels([DepthPreview(25, face, depth, (0, 0, 100, 200))])
     assert caption == "frame 25 (1.00 s)"
     assert image.shape[0] > 256 and image.shape[1] < 3 * 256  # a tall face box keeps its aspect
-    panel = image[:256]
+    legend, panel = image[:LEGEND_HEIGHT], image[LEGEND_HEIGHT:]  # the legend on top: captions cover the bottom
+    assert (
+        panel.shape[0] == 256 and legend[4, 2, 2] > legend[4, 2, 0] and legend[4, -3, 0] > legend[4, -3, 2]
+    )  # far blue, near red
     assert (panel[..., 0].astype(int) - panel[..., 2]).max() > 50  # warm colours where the mouth is near
 
 
