@@ -173,6 +173,10 @@ def test_the_app_module_imports_without_side_effects():
     demo = build_demo(server.AppState(panel="panel"))
     names = {d.get("api_name") for d in demo.config["dependencies"] if d.get("api_visibility", "public") == "public"}
     assert {"edit", "check_face"} <= names
+    ids = {c["id"]: c.get("props", {}).get("elem_id") for c in demo.config["components"]}
+    checks = [d for d in demo.config["dependencies"] if ("check-button" in [ids.get(i) for i, _ in d["targets"]])]
+    # the server's check: a click while one runs is queued, not dropped (the "Checking ..." line is the other)
+    assert [d["trigger_mode"] for d in checks if d.get("js") is None] == ["always_last"]
 
 
 @pytest.mark.slow
