@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import threading
 
+import cv2
 import numpy as np
 import pytest
 from helpers import ROOT, decode_all, ffmpeg
@@ -336,14 +337,18 @@ def test_a_silent_voice_gives_a_still_closed_mouth(tiny_pipeline, still_clip, si
     assert silence["frames_closed"] == n and silence["mode"] == "close"
     closed_mm = lip_trajectory(tiny_pipeline.depth.face_model, np.zeros((1, 64)))["mouth_open_mm"][0]
     assert np.abs(np.asarray(out.trajectory["mouth_open_mm"]) - closed_mm).max() <= BAND_MM
-    # a still picture and one expression: the edited mesh's lips do not move at all, nor does the depth map
-    lips = out.trajectory["lips"]
-    assert np.isfinite(lips).all() and np.abs(lips - lips[0]).max() == 0
-    depths = [p.read_bytes() for p in sorted((inter / "depth").glob("*.png"))]
-    assert len(depths) == n and len(set(depths)) == 1
+    # a still picture and one expression: the edited mesh's lips and the depth map do not move. Not bit-exact:
+    # each frame's 3D fit runs in its own batch, and a busy CI machine gave lips 1.5e-5 px apart (float noise).
+    lips = np.asarray(out.trajectory["lips"])
+    assert np.isfinite(lips).all() and np.abs(lips - lips[0]).max() <= 1e-3  # px
+    depths = [cv2.imread(str(p), cv2.IMREAD_UNCHANGED).astype(int) for p in sorted((inter / "depth").glob("*.png"))]
+    assert len(depths) == n
+    for depth in depths:  # a 1e-5 px shift moves a depth level by at most 1, and flips at most an edge pixel or two
+        changed = np.abs(depth - depths[0])
+        assert (changed > 1).sum() <= 4
     jitter = out.report["stability"]["jitter"]
-    assert jitter["mouth_open_mm"]["edited"]["silence"]["motion"] == 0.0
-    assert jitter["lip_shape_px"]["silence"]["motion"] == 0.0
+    assert jitter["mouth_open_mm"]["edited"]["silence"]["motion"] <= 1e-3  # mm
+    assert jitter["lip_shape_px"]["silence"]["motion"] <= 1e-3  # px
 
 
 @pytest.fixture(scope="module")
