@@ -273,7 +273,8 @@ class JoyGenPipeline:
         #    (`joygen.stability`) they drive stage 2.
         motion = self._motion(audio, ainfo, cfg, run)
         expressions = self._expressions(motion, n, plan, cfg)
-        trajectory = run_trajectory(self.depth and self.depth.face_model, wav, n, motion, expressions, voice.active)
+        face_model = self.depth.face_model if self.depth is not None else None
+        trajectory = run_trajectory(face_model, wav, n, motion, expressions, voice.active)
         if preview:
             preview("trajectory", trajectory)
         inter = intermediates_folder(intermediates, cfg.editor.use_depth)
