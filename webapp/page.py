@@ -42,6 +42,13 @@ _CHECKING_JS = (
 )
 
 
+def _pictures(label: str, elem_id: str) -> gr.Gallery:
+    """A hidden two-column gallery of captioned pictures, each at its own shape (assets/ui/app.css)."""
+    return gr.Gallery(
+        label=label, columns=2, object_fit="contain", height="auto", fit_columns=False, visible=False, elem_id=elem_id
+    )
+
+
 def build_demo(state: AppState | None = None) -> gr.Blocks:
     """The page. ``state`` is what `load_state` found (default: the module's)."""
     if state is not None:
@@ -126,15 +133,7 @@ def build_demo(state: AppState | None = None) -> gr.Blocks:
             with gr.Column(scale=7, min_width=320):
                 progress = gr.HTML(progress_html(IDLE_TEXT, state="idle"), elem_id="progress")
                 check_line = gr.Markdown(elem_id="check-line")
-                check_gallery = gr.Gallery(
-                    label="Check the face: what the edit will use",
-                    columns=2,
-                    object_fit="contain",
-                    height="auto",
-                    fit_columns=False,
-                    visible=False,
-                    elem_id="check-gallery",
-                )
+                check_gallery = _pictures("Check the face: what the edit will use", "check-gallery")
                 live = gr.Image(
                     label="Latest edited frame (original | edited)",
                     interactive=False,
@@ -171,15 +170,7 @@ def build_demo(state: AppState | None = None) -> gr.Blocks:
                     visible=False,
                     elem_id="lip-plot",
                 )
-                gallery = gr.Gallery(
-                    label="Mouth depth (near = warm) over the face crop and beside it",
-                    columns=2,
-                    object_fit="contain",
-                    height="auto",
-                    fit_columns=False,
-                    visible=False,
-                    elem_id="depth-gallery",
-                )
+                gallery = _pictures("Mouth depth (near = warm) over the face crop and beside it", "depth-gallery")
                 gr.Markdown((UI / "about.md").read_text(), elem_id="about")
         with gr.Accordion("Weights", open=False, elem_id="weights-panel"):
             gr.Markdown(server.STATE.panel or weights_panel(server.STATE))
