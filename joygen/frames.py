@@ -137,7 +137,7 @@ def analyse(
         with timer("reference_latents"):
             latents = models.editor.reference_latents(crops).float().cpu().numpy()
         with timer("face_parsing"):
-            parsing = models.face_parser(contexts)
+            parsing = models.face_parser(contexts, pool.map)
         for it, latent, mask in zip(found, latents, parsing):
             it.analysis.latents, it.analysis.parsing = latent, mask
         if need_3d:

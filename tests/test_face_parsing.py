@@ -1,6 +1,7 @@
 """BiSeNet: strict loading of the real checkpoint layout, and the mask it gives."""
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -46,6 +47,8 @@ def test_parser_gives_512_masks_of_0_and_255(tiny_weights):
     assert masks.shape == (2, 512, 512) and masks.dtype == np.uint8
     assert set(np.unique(masks)) <= {0, 255}
     assert (masks == 255).mean() > 0.5  # the tiny parser calls (almost) everything skin
+    with ThreadPoolExecutor(2) as pool:  # the pipeline resizes in its thread pool: the same masks, exactly
+        assert np.array_equal(parser(crops, pool.map), masks)
 
 
 def test_base_width_is_read_from_the_checkpoint():

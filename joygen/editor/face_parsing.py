@@ -9,6 +9,7 @@ official checkpoint), read back from the checkpoint, so the tiny test weights us
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -168,6 +169,10 @@ def load_bisenet(path: str | Path) -> BiSeNet:
         raise WeightsError(f"face-parsing weights '{path}' cannot be loaded: {exc}") from exc
 
 
+def _resize_for_parsing(crop: np.ndarray) -> np.ndarray:
+    return np.asarray(Image.fromarray(crop).resize((PARSING_SIZE, PARSING_SIZE), Image.BILINEAR))
+
+
 class FaceParser(nn.Module):
     """Face masks of square context crops, as the official paste-back computes them."""
 
@@ -182,19 +187,18 @@ class FaceParser(nn.Module):
         return cls(load_bisenet(path))
 
     @torch.no_grad()
-    def forward(self, crops: list[np.ndarray]) -> np.ndarray:
+    def forward(self, crops: list[np.ndarray], map_fn: Callable[..., Iterable] = map) -> np.ndarray:
         """Parse context crops.
 
         Args:
             crops: ``(S, S, 3)`` uint8 RGB squares (any sizes).
+            map_fn: how the per-crop resizes are mapped, e.g. a thread pool's ``map`` (PIL releases the GIL).
 
         Returns:
             ``[B, 512, 512]`` uint8 masks: 255 on face classes (1-13), 0 elsewhere, in the 512 parsing space.
         """
         # PIL bilinear resize to 512, then ToTensor + ImageNet normalisation, as the official preprocessing.
-        resized = np.stack(
-            [np.asarray(Image.fromarray(c).resize((PARSING_SIZE, PARSING_SIZE), Image.BILINEAR)) for c in crops]
-        )
+        resized = np.stack(list(map_fn(_resize_for_parsing, crops)))
         param = next(self.net.parameters())
         x = torch.from_numpy(resized).to(param.device).permute(0, 3, 1, 2).float().div(255).contiguous()
         x = ((x - self.mean) / self.std).to(param.dtype)
